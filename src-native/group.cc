@@ -1,0 +1,182 @@
+#include "group.h"
+
+#include <errno.h>
+#include <sys/fanotify.h>
+
+#include "errors.h"
+#include "uapi.h"
+
+namespace fan {
+
+// Owned by the thread-safe function and deleted by its finalizer, so that
+// batches still queued after the Group is gone find a valid place to look.
+struct Group::Sink {
+  Group* group = nullptr;  // null once the group is closed
+};
+
+Napi::Function Group::Define(Napi::Env env) {
+  return DefineClass(env, "Group",
+                     {
+                         InstanceAccessor<&Group::Fd>("fd"),
+                         InstanceMethod<&Group::Read>("read"),
+                         InstanceMethod<&Group::Respond>("respond"),
+                         InstanceMethod<&Group::AnswerPending>("answerPending"),
+                         InstanceMethod<&Group::PendingCount>("pendingCount"),
+                         InstanceMethod<&Group::Close>("close"),
+                         InstanceMethod<&Group::Ref>("ref"),
+                         InstanceMethod<&Group::Unref>("unref"),
+                     });
+}
+
+Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), env_(info.Env()) {
+  Napi::Env env = info.Env();
+  unsigned init_flags = info[0].As<Napi::Number>().Uint32Value();
+  unsigned event_f_flags = info[1].As<Napi::Number>().Uint32Value();
+  Napi::Object options = info[2].As<Napi::Object>();
+  Napi::Function on_batch = info[3].As<Napi::Function>();
+
+  ReaderOptions reader_options;
+  reader_options.permission_class = options.Get("permissionClass").ToBoolean();
+  reader_options.allow_self = options.Get("allowSelf").ToBoolean();
+  reader_options.report_tid = (init_flags & FAN_REPORT_TID) != 0;
+  double timeout_ms = options.Get("timeoutMs").ToNumber().DoubleValue();
+  reader_options.timeout = std::chrono::milliseconds(
+      timeout_ms >= 0 && timeout_ms < 1e12 ? static_cast<int64_t>(timeout_ms) : -1);
+  uint32_t default_response = options.Get("defaultResponse").ToNumber().Uint32Value();
+
+  // Always non-blocking and close-on-exec: the thread polls, and a child
+  // process must never inherit a group whose events it would not answer.
+  int fd = fanotify_init(init_flags | FAN_CLOEXEC | FAN_NONBLOCK, event_f_flags);
+  if (fd < 0) throw ErrnoError(env, errno, "fanotify_init");
+  fd_.reset(fd);
+
+  pending_ = std::make_unique<PendingPermissions>(fd, default_response);
+  sink_ = new Sink{this};
+  tsfn_ = Tsfn::New(env, on_batch, "fanotify", 0, 1, sink_,
+                    [](Napi::Env, Sink* sink, Sink*) { delete sink; }, sink_);
+  tsfn_.Unref(env);  // only a waiting read() keeps the loop alive
+  Tsfn tsfn = tsfn_;
+  reader_ = std::make_unique<Reader>(fd, pending_.get(), reader_options,
+                                     [tsfn](std::unique_ptr<Batch>& batch) {
+                                       if (tsfn.NonBlockingCall(batch.get()) != napi_ok) return false;
+                                       batch.release();
+                                       return true;
+                                     });
+  napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
+  cleanup_hook_added_ = true;
+}
+
+Group::~Group() {
+  CloseGroup();
+  if (cleanup_hook_added_) napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+}
+
+// A Worker being terminated, or the main env shutting down: stop the thread
+// before the env goes away and answer everything pending.
+void Group::OnEnvCleanup(void* data) {
+  auto* group = static_cast<Group*>(data);
+  group->cleanup_hook_added_ = false;
+  group->CloseGroup();
+}
+
+void Group::CloseGroup() {
+  if (closed_) return;
+  closed_ = true;
+  reader_.reset();        // stops and joins the thread
+  pending_->AnswerAll();  // with the default, before the fd goes
+  sink_->group = nullptr;
+  tsfn_.Abort();          // queued batches are freed with env == nullptr
+  fd_.reset();
+}
+
+void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* raw) {
+  std::unique_ptr<Batch> batch(raw);
+  if (env == nullptr || sink == nullptr || sink->group == nullptr) {
+    CloseBatchFds(*batch);
+    return;
+  }
+  sink->group->Delivered();
+  const ParsedBatch& parsed = batch->parsed;
+  Napi::Value bytes = env.Undefined();
+  Napi::Value events = env.Undefined();
+  Napi::Value records = env.Undefined();
+  if (batch->error == 0) {
+    bytes = Napi::Buffer<uint8_t>::Copy(env, batch->bytes.data(), batch->bytes.size());
+    auto ev = Napi::Int32Array::New(env, parsed.events.size());
+    std::copy(parsed.events.begin(), parsed.events.end(), ev.Data());
+    auto rec = Napi::Int32Array::New(env, parsed.records.size());
+    std::copy(parsed.records.begin(), parsed.records.end(), rec.Data());
+    events = ev;
+    records = rec;
+  }
+  callback.Call({Napi::Number::New(env, batch->error), bytes, events, records});
+}
+
+void Group::Delivered() {
+  read_pending_ = false;
+  UpdateRef();
+}
+
+void Group::UpdateRef() {
+  bool hold = !closed_ && refed_ && read_pending_;
+  if (hold == loop_held_) return;
+  loop_held_ = hold;
+  if (closed_) return;
+  if (hold) tsfn_.Ref(env_);
+  else tsfn_.Unref(env_);
+}
+
+Napi::Value Group::Fd(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), closed_ ? -1 : fd_.get());
+}
+
+Napi::Value Group::Read(const Napi::CallbackInfo& info) {
+  if (closed_) return info.Env().Undefined();
+  read_pending_ = true;
+  UpdateRef();
+  reader_->Request();
+  return info.Env().Undefined();
+}
+
+// respond(token, response, info?) -> 0, ENOENT (not pending) or the kernel's errno
+Napi::Value Group::Respond(const Napi::CallbackInfo& info) {
+  uint32_t token = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t response = info[1].As<Napi::Number>().Uint32Value();
+  const void* extra = nullptr;
+  size_t extra_len = 0;
+  if (info.Length() > 2 && info[2].IsBuffer()) {
+    auto buf = info[2].As<Napi::Buffer<uint8_t>>();
+    extra = buf.Data();
+    extra_len = buf.Length();
+  }
+  int err = closed_ ? ENOENT : pending_->Answer(token, response, extra, extra_len);
+  return Napi::Number::New(info.Env(), err);
+}
+
+Napi::Value Group::AnswerPending(const Napi::CallbackInfo& info) {
+  if (!closed_) pending_->AnswerAll();
+  return info.Env().Undefined();
+}
+
+Napi::Value Group::PendingCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), closed_ ? 0 : static_cast<double>(pending_->size()));
+}
+
+Napi::Value Group::Close(const Napi::CallbackInfo& info) {
+  CloseGroup();
+  return info.Env().Undefined();
+}
+
+Napi::Value Group::Ref(const Napi::CallbackInfo& info) {
+  refed_ = true;
+  UpdateRef();
+  return info.Env().Undefined();
+}
+
+Napi::Value Group::Unref(const Napi::CallbackInfo& info) {
+  refed_ = false;
+  UpdateRef();
+  return info.Env().Undefined();
+}
+
+}  // namespace fan

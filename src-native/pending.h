@@ -1,0 +1,58 @@
+// Permission events read from the kernel and not answered yet.
+//
+// A process is blocked in the kernel until its event is answered, so this table
+// is the one place that guarantees an answer: from JavaScript (Answer), when the
+// deadline passes (AnswerExpired, called by the reader thread even while the JS
+// thread is blocked), and when the group closes, the env is torn down or the
+// process exits (AnswerAll). Every answer closes the event fd.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+
+namespace fan {
+
+class PendingPermissions {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  PendingPermissions(int group_fd, uint32_t default_response);
+  ~PendingPermissions();
+  PendingPermissions(const PendingPermissions&) = delete;
+  PendingPermissions& operator=(const PendingPermissions&) = delete;
+
+  // Takes ownership of the event fd. Returns the token JavaScript answers with;
+  // tokens are never reused, so a late answer cannot hit a newer event whose fd
+  // number happens to be the same.
+  uint32_t Add(int event_fd, Clock::time_point deadline);
+
+  // Returns 0 when answered, ENOENT when the token is not pending (answered
+  // already), or the errno of the kernel's refusal (the event stays pending).
+  int Answer(uint32_t token, uint32_t response, const void* info, size_t info_len);
+
+  void AnswerExpired(Clock::time_point now);
+  void AnswerAll();
+  // The nearest deadline, or Clock::time_point::max() when there is none.
+  Clock::time_point NextDeadline();
+  size_t size();
+
+ private:
+  struct Entry {
+    int fd;
+    Clock::time_point deadline;
+  };
+  // Writes the response and closes the fd. Caller holds mu_.
+  int WriteLocked(int fd, uint32_t response, const void* info, size_t info_len);
+  void AnswerAllLocked();
+  static void AnswerAllAtExit();
+
+  std::mutex mu_;
+  int group_fd_;
+  uint32_t default_response_;
+  uint32_t next_token_ = 1;
+  std::map<uint32_t, Entry> entries_;
+};
+
+}  // namespace fan

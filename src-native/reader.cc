@@ -1,0 +1,161 @@
+#include "reader.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+#include "uapi.h"
+
+namespace fan {
+namespace {
+
+constexpr uint64_t kPermissionEvents =
+    FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
+
+uint64_t MaskOf(const int32_t* ev) {
+  return static_cast<uint32_t>(ev[kEvMaskLo]) |
+         (static_cast<uint64_t>(static_cast<uint32_t>(ev[kEvMaskHi])) << 32);
+}
+
+void ClosePidfds(const ParsedBatch& parsed, const int32_t* ev) {
+  for (int32_t r = 0; r < ev[kEvRecordCount]; r++) {
+    const int32_t* rec = &parsed.records[(ev[kEvFirstRecord] + r) * kRecordStride];
+    if (rec[kRecType] == FAN_EVENT_INFO_TYPE_PIDFD && rec[kRecValid] && rec[kRecA] >= 0)
+      close(rec[kRecA]);
+  }
+}
+
+}  // namespace
+
+void CloseBatchFds(const Batch& batch) {
+  std::vector<int> fds;
+  CollectFds(batch.parsed, &fds);
+  for (int fd : fds) close(fd);
+}
+
+Reader::Reader(int group_fd, PendingPermissions* pending, ReaderOptions options,
+               Deliver deliver)
+    : group_fd_(group_fd),
+      pending_(pending),
+      options_(options),
+      deliver_(std::move(deliver)),
+      wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      self_pid_(getpid()) {
+  if (!wake_fd_.valid()) throw std::system_error(errno, std::generic_category(), "eventfd");
+  thread_ = std::thread([this] { Run(); });
+}
+
+Reader::~Reader() { Stop(); }
+
+void Reader::Wake() {
+  uint64_t one = 1;
+  ssize_t n = write(wake_fd_.get(), &one, sizeof one);
+  (void)n;  // the counter cannot overflow in practice; a full counter still wakes
+}
+
+void Reader::Request() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    demand_ = true;
+  }
+  Wake();
+}
+
+void Reader::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  Wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Reader::IsSelf(int pid) const {
+  if (pid == self_pid_) return true;
+  // With FAN_REPORT_TID the pid is a thread id: ours if it is in our thread group.
+  return options_.report_tid && syscall(SYS_tgkill, self_pid_, pid, 0) == 0;
+}
+
+void Reader::RoutePermissionEvents(Batch* batch) {
+  ParsedBatch& parsed = batch->parsed;
+  auto deadline = options_.timeout.count() < 0
+                      ? PendingPermissions::Clock::time_point::max()
+                      : PendingPermissions::Clock::now() + options_.timeout;
+  size_t kept = 0;
+  for (size_t i = 0; i < parsed.size(); i++) {
+    int32_t* ev = parsed.event(i);
+    if ((MaskOf(ev) & kPermissionEvents) && ev[kEvFd] >= 0) {
+      if (options_.allow_self && IsSelf(ev[kEvPid])) {
+        fanotify_response allow{ev[kEvFd], FAN_ALLOW};
+        ssize_t n = write(group_fd_, &allow, sizeof allow);
+        (void)n;  // the only failure is a waiter that is gone already
+        close(ev[kEvFd]);
+        ClosePidfds(parsed, ev);
+        continue;  // our own access: not shown to JavaScript
+      }
+      ev[kEvToken] = static_cast<int32_t>(pending_->Add(ev[kEvFd], deadline));
+    }
+    if (kept != i) std::memcpy(parsed.event(kept), ev, sizeof(int32_t) * kEventStride);
+    kept++;
+  }
+  parsed.events.resize(kept * kEventStride);
+}
+
+void Reader::Run() {
+  std::vector<uint8_t> buf(options_.buffer_size);
+  for (;;) {
+    bool want_read;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      want_read = demand_ || options_.permission_class;
+    }
+    int timeout_ms = -1;
+    auto next = pending_->NextDeadline();
+    if (next != PendingPermissions::Clock::time_point::max()) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(
+          next - PendingPermissions::Clock::now());
+      timeout_ms = left.count() < 0 ? 0 : static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
+    }
+    pollfd fds[2] = {{wake_fd_.get(), POLLIN, 0}, {group_fd_, short(want_read ? POLLIN : 0), 0}};
+    int ready = poll(fds, 2, timeout_ms);
+    if (ready < 0 && errno != EINTR) {
+      // Not expected; avoid spinning and let a later wake retry.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      uint64_t count;
+      ssize_t n = read(wake_fd_.get(), &count, sizeof count);
+      (void)n;
+    }
+    pending_->AnswerExpired(PendingPermissions::Clock::now());
+    if (!want_read || !(fds[1].revents & (POLLIN | POLLERR | POLLHUP))) continue;
+
+    ssize_t n = read(group_fd_, buf.data(), buf.size());
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    auto batch = std::make_unique<Batch>();
+    if (n < 0) {
+      batch->error = errno;
+    } else {
+      batch->bytes.assign(buf.begin(), buf.begin() + n);
+      ParseEvents(batch->bytes.data(), batch->bytes.size(), &batch->parsed);
+      if (options_.permission_class) RoutePermissionEvents(batch.get());
+      if (batch->parsed.size() == 0) continue;  // all were our own
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      demand_ = false;
+    }
+    if (!deliver_(batch)) CloseBatchFds(*batch);  // permission fds stay with pending_
+  }
+}
+
+}  // namespace fan
