@@ -45,6 +45,13 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// dup(fd) -> a new fd (close-on-exec) the caller owns.
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) throw ErrnoError(info.Env(), errno, "dup");
+  return Napi::Number::New(info.Env(), fd);
+}
+
 // parse(buffer) -> { events, records, truncated }: the reader's parser, for tests.
 Napi::Value Parse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -97,6 +104,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New<Init>(env, "init"));
   exports.Set("mark", Napi::Function::New<Mark>(env, "mark"));
   exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
+  exports.Set("dup", Napi::Function::New<Dup>(env, "dup"));
   exports.Set("parse", Napi::Function::New<Parse>(env, "parse"));
   exports.Set("fsidOf", Napi::Function::New<FsidOf>(env, "fsidOf"));
   exports.Set("pathOfHandle", Napi::Function::New<PathOfHandle>(env, "pathOfHandle"));

@@ -1,0 +1,55 @@
+// Loads the native addon: build/Release when built from source, otherwise the
+// prebuilt binary for this platform from prebuilds/ (node-gyp-build picks).
+import * as path from 'node:path';
+
+export interface NativeGroupOptions {
+  permissionClass: boolean;
+  allowSelf: boolean;
+  timeoutMs: number;
+  defaultResponse: number;
+}
+
+export type BatchCallback = (errno: number, bytes?: Buffer, events?: Int32Array, records?: Int32Array) => void;
+
+export interface NativeGroup {
+  readonly fd: number;
+  read(): void;
+  /** 0 when answered, ENOENT when not pending, else the kernel's errno. */
+  respond(token: number, response: number, info?: Buffer): number;
+  answerPending(): void;
+  pendingCount(): number;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface Binding {
+  Group: new (initFlags: number, eventFileFlags: number, options: NativeGroupOptions, onBatch: BatchCallback) => NativeGroup;
+  init(flags: number, eventFileFlags: number): number;
+  mark(fd: number, flags: number, mask: number, dirfd: number, path: string | null): void;
+  closeFd(fd: number): void;
+  dup(fd: number): number;
+  parse(bytes: Buffer): { events: Int32Array; records: Int32Array; truncated: boolean };
+  fsidOf(path: string): [number, number];
+  pathOfHandle(mountFd: number, handleType: number, handle: Buffer, cb: (err: Error | null, path?: string | null) => void): void;
+  constants: Record<string, number>;
+}
+
+function load(): Binding {
+  if (process.platform !== 'linux')
+    throw new Error(`fanotify is a Linux kernel interface; it cannot run on ${process.platform}.`);
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return require('node-gyp-build')(path.join(__dirname, '..')) as Binding;
+  } catch (err) {
+    const e = new Error(
+      `fanotify: no native binary for ${process.platform}-${process.arch} (Node-API) was found and none was built. ` +
+        'Build it from source with `npm rebuild fanotify --foreground-scripts` (needs python3, make and a C++17 compiler). ' +
+        `Cause: ${(err as Error).message}`,
+    ) as Error & { code: string };
+    e.code = 'ERR_FANOTIFY_NO_BINARY';
+    throw e;
+  }
+}
+
+export const binding: Binding = load();

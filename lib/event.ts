@@ -1,0 +1,252 @@
+// One fanotify event, decoded lazily from the batch the native reader handed
+// over: header fields up front, info records on first access.
+import * as fs from 'node:fs';
+
+import { binding } from './binding';
+import { constants as C, PERMISSION_EVENTS } from './constants';
+import { errnoName } from './errno';
+import { invalidArg, stateError } from './errors';
+import { FileId, formatFsid, makeFileId } from './fileid';
+import { Decision, EVENT_BITS, EventName } from './options';
+
+// Row layouts of the native tables: src-native/parser.h (EventField, RecordField).
+const EV = { offset: 0, length: 1, maskLo: 2, maskHi: 3, fd: 4, pid: 5, firstRecord: 6, recordCount: 7, flags: 8, token: 9, stride: 10 } as const;
+const REC = { type: 0, offset: 1, length: 2, valid: 3, a: 4, b: 5, c: 6, d: 7, e: 8, stride: 9 } as const;
+const MALFORMED = 1;
+
+export interface Batch {
+  bytes: Buffer;
+  events: Int32Array;
+  records: Int32Array;
+}
+
+/** What the event needs from its group. */
+export interface EventOwner {
+  respond(token: number, decision: Decision, audit: boolean): void;
+}
+
+export interface RawRecord {
+  type: number;
+  data: Buffer;
+}
+
+interface DecodedRecords {
+  file?: FileId;
+  dir?: FileId & { name?: string };
+  from?: FileId & { name: string };
+  to?: FileId & { name: string };
+  error?: { errno: number; code: string; count: number };
+  range?: { offset: number; count: number };
+  pidfd?: number | null;
+  mountId?: bigint;
+  records?: RawRecord[];
+}
+
+const u64 = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+
+export class FanotifyEvent {
+  /** The raw event mask. */
+  readonly mask: number;
+  readonly isDir: boolean;
+  /** The pid (or tid with report.tid) of the process that caused the event. */
+  readonly pid: number;
+  /** The event fd, null for FAN_NOFD; closed when the iteration step ends unless keepFd() was called. */
+  fd: number | null;
+  /** With report.fdError: why no fd could be opened (e.g. 'EMFILE'). */
+  readonly fdError?: string;
+  /** FAN_Q_OVERFLOW: events were lost. */
+  readonly overflow: boolean;
+  /** Something in the event did not fit its layout; what could be parsed is here. */
+  readonly malformed: boolean;
+
+  #batch: Batch;
+  #row: number;
+  #owner: EventOwner | null;
+  #token: number;
+  #decoded = false;
+  #reportsPidfd: boolean;
+  #records: DecodedRecords = {};
+  #path: string | undefined | null = null;
+  #fdKept = false;
+  #pidfdKept = false;
+  #responded = false;
+
+  constructor(batch: Batch, index: number, owner: EventOwner | null, reportsPidfd = true) {
+    const t = batch.events;
+    this.#reportsPidfd = reportsPidfd;
+    const row = index * EV.stride;
+    this.#batch = batch;
+    this.#row = row;
+    this.#owner = owner;
+    this.#token = t[row + EV.token];
+    this.mask = (t[row + EV.maskLo] >>> 0) + (t[row + EV.maskHi] >>> 0) * 2 ** 32;
+    this.isDir = (t[row + EV.maskLo] & C.FAN_ONDIR) !== 0;
+    this.pid = t[row + EV.pid];
+    const fd = t[row + EV.fd];
+    this.fd = fd >= 0 ? fd : null;
+    if (fd < 0 && fd !== C.FAN_NOFD) this.fdError = errnoName(-fd);
+    this.overflow = (t[row + EV.maskLo] & C.FAN_Q_OVERFLOW) !== 0;
+    this.malformed = (t[row + EV.flags] & MALFORMED) !== 0;
+  }
+
+  /** Decoded event names, flags (onDir, eventOnChild) excluded. */
+  get events(): (EventName | 'overflow')[] {
+    const names: (EventName | 'overflow')[] = [];
+    const lo = this.#batch.events[this.#row + EV.maskLo];
+    for (const [name, bit] of EVENT_BITS) if (lo & bit) names.push(name);
+    if (this.overflow) names.push('overflow');
+    return names;
+  }
+
+  get isPermission(): boolean {
+    return this.#token !== 0 || (this.mask & PERMISSION_EVENTS) !== 0;
+  }
+
+  /** The path of the event fd (readlink of /proc/self/fd/N), computed on first access. */
+  get path(): string | undefined {
+    if (this.#path === null) {
+      this.#path = undefined;
+      if (this.fd !== null) {
+        try {
+          this.#path = fs.readlinkSync(`/proc/self/fd/${this.fd}`);
+        } catch {
+          // closed or answered already: no path
+        }
+      }
+    }
+    return this.#path;
+  }
+
+  get file(): FileId | undefined { return this.#decode().file; }
+  get dir(): (FileId & { name?: string }) | undefined { return this.#decode().dir; }
+  get from(): (FileId & { name: string }) | undefined { return this.#decode().from; }
+  get to(): (FileId & { name: string }) | undefined { return this.#decode().to; }
+  get error(): { errno: number; code: string; count: number } | undefined { return this.#decode().error; }
+  get range(): { offset: number; count: number } | undefined { return this.#decode().range; }
+  get pidfd(): number | null | undefined { return this.#decode().pidfd; }
+  get mountId(): bigint | undefined { return this.#decode().mountId; }
+  /** Records of types this version does not know (or could not parse), kept raw. */
+  get records(): RawRecord[] | undefined { return this.#decode().records; }
+
+  /** Answers a permission event; exactly once. */
+  respond(decision: Decision, options: { audit?: boolean } = {}): void {
+    if (!this.isPermission || this.#owner === null)
+      throw stateError('ERR_NOT_PERMISSION_EVENT', `respond() is only for permission events; this one is ${this.events.join(', ') || 'not'}`);
+    if (typeof options !== 'object' || options === null) throw invalidArg('options', options, 'must be an object');
+    if (this.#responded)
+      throw stateError('ERR_ALREADY_RESPONDED', 'this permission event was answered already; respond() may be called once');
+    this.#owner.respond(this.#token, decision, options.audit === true);
+    this.#responded = true;
+    this.fd = null;  // the answer closed it
+  }
+
+  /** Marks the event answered by the group (close, break, timeout) without an answer from us. */
+  _answeredElsewhere(): void {
+    this.#responded = true;
+  }
+
+  /** Takes ownership of the event fd; the caller must close it. */
+  keepFd(): number | null {
+    if (this.fd === null) return null;
+    if (this.#token !== 0) return binding.dup(this.fd);  // a permission event's fd closes with its answer
+    this.#fdKept = true;
+    return this.fd;
+  }
+
+  /** Takes ownership of the pidfd; the caller must close it. */
+  keepPidfd(): number | null {
+    const pidfd = this.pidfd;
+    if (pidfd === null || pidfd === undefined) return null;
+    this.#pidfdKept = true;
+    return pidfd;
+  }
+
+  /** End of the iteration step: close what was not kept. */
+  _release(): void {
+    if (this.fd !== null && this.#token === 0 && !this.#fdKept) binding.closeFd(this.fd);
+    if (this.#token === 0 || this.#responded) this.fd = null;
+    if (!this.#reportsPidfd) return;
+    const pidfd = this.#decode().pidfd;
+    if (typeof pidfd === 'number' && !this.#pidfdKept) {
+      binding.closeFd(pidfd);
+      this.#records.pidfd = null;
+    }
+  }
+
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = {
+      mask: this.mask, events: this.events, isDir: this.isDir, pid: this.pid, fd: this.fd,
+      overflow: this.overflow,
+    };
+    if (this.fdError) out.fdError = this.fdError;
+    if (this.malformed) out.malformed = true;
+    for (const [key, value] of Object.entries(this.#decode())) {
+      if (value === undefined) continue;
+      out[key] = typeof value === 'bigint' ? value.toString() : value;
+    }
+    return out;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): Record<string, unknown> {
+    return this.toJSON();
+  }
+
+  #decode(): DecodedRecords {
+    if (this.#decoded) return this.#records;
+    this.#decoded = true;
+    const { bytes, events, records } = this.#batch;
+    const first = events[this.#row + EV.firstRecord];
+    const count = events[this.#row + EV.recordCount];
+    const out = this.#records;
+    for (let i = first; i < first + count; i++) {
+      const r = i * REC.stride;
+      const type = records[r + REC.type];
+      const at = records[r + REC.offset];
+      const len = records[r + REC.length];
+      if (!records[r + REC.valid]) {
+        (out.records ??= []).push({ type, data: Buffer.from(bytes.subarray(at + 4, at + len)) });
+        continue;
+      }
+      switch (type) {
+        case C.FAN_EVENT_INFO_TYPE_FID:
+        case C.FAN_EVENT_INFO_TYPE_DFID:
+        case C.FAN_EVENT_INFO_TYPE_DFID_NAME:
+        case C.FAN_EVENT_INFO_TYPE_OLD_DFID_NAME:
+        case C.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME: {
+          const fsid = formatFsid(bytes.readUInt32LE(at + 4), bytes.readUInt32LE(at + 8));
+          const handleAt = records[r + REC.b];
+          const handle = Buffer.from(bytes.subarray(handleAt, handleAt + records[r + REC.c]));
+          const id = makeFileId(fsid, records[r + REC.a], handle) as FileId & { name?: string };
+          const nameAt = records[r + REC.d];
+          if (nameAt >= 0) id.name = bytes.toString('utf8', nameAt, nameAt + records[r + REC.e]);
+          if (type === C.FAN_EVENT_INFO_TYPE_FID) out.file = id;
+          else if (type === C.FAN_EVENT_INFO_TYPE_OLD_DFID_NAME) out.from = id as FileId & { name: string };
+          else if (type === C.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) out.to = id as FileId & { name: string };
+          else out.dir = id;
+          break;
+        }
+        case C.FAN_EVENT_INFO_TYPE_ERROR: {
+          const errno = Math.abs(records[r + REC.a]);
+          out.error = { errno, code: errnoName(errno, { fs: true }), count: records[r + REC.b] >>> 0 };
+          break;
+        }
+        case C.FAN_EVENT_INFO_TYPE_RANGE:
+          out.range = {
+            offset: Number(u64(records[r + REC.a], records[r + REC.b])),
+            count: Number(u64(records[r + REC.c], records[r + REC.d])),
+          };
+          break;
+        case C.FAN_EVENT_INFO_TYPE_PIDFD: {
+          const pidfd = records[r + REC.a];
+          out.pidfd = pidfd >= 0 ? pidfd : null;
+          break;
+        }
+        case C.FAN_EVENT_INFO_TYPE_MNT:
+          out.mountId = u64(records[r + REC.a], records[r + REC.b]);
+          break;
+      }
+    }
+    return out;
+  }
+
+}

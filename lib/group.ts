@@ -1,0 +1,298 @@
+// The fanotify group: marks, the event iterator, permission answers, close.
+import { fileURLToPath } from 'node:url';
+
+import { binding, NativeGroup } from './binding';
+import { constants as C } from './constants';
+import { fromNative, invalidArg, stateError, systemError } from './errors';
+import { Batch, EventOwner, FanotifyEvent } from './event';
+import {
+  Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
+  markFlags, Scope,
+} from './options';
+
+const AT_FDCWD = -100;
+const ENOENT = 2;
+
+type PathLike = string | URL | number | null | undefined;
+
+interface Waiter {
+  resolve(result: IteratorResult<FanotifyEvent>): void;
+  reject(err: unknown): void;
+}
+
+export interface EventsOptions {
+  signal?: AbortSignal;
+}
+
+export class Fanotify implements AsyncIterable<FanotifyEvent> {
+  readonly #config: GroupConfig;
+  readonly #native: NativeGroup;
+  readonly #owner: EventOwner;
+  // Events handed over by the reader and not yet yielded.
+  #queue: FanotifyEvent[] = [];
+  #head = 0;
+  #waiter: Waiter | null = null;
+  #readError: Error | null = null;
+  #current: FanotifyEvent | null = null;  // yielded; released when the step ends
+  #closed = false;
+
+  constructor(options: FanotifyOptions = {}) {
+    this.#config = groupConfig(options);
+    const cfg = this.#config;
+    try {
+      this.#native = new binding.Group(
+        cfg.initFlags,
+        cfg.eventFileFlags,
+        {
+          permissionClass: cfg.permissionClass,
+          allowSelf: cfg.allowSelf,
+          timeoutMs: cfg.timeoutMs === Infinity ? -1 : cfg.timeoutMs,
+          defaultResponse: cfg.defaultResponse,
+        },
+        (errno, bytes, events, records) => this.#onBatch(errno, bytes, events, records),
+      );
+    } catch (err) {
+      throw fromNative(err, { details: `class '${cfg.groupClass}', flags 0x${cfg.initFlags.toString(16)}` });
+    }
+    this.#owner = { respond: (token, decision, audit) => this.#respond(token, decision, audit) };
+  }
+
+  /** The fanotify fd (-1 once closed). */
+  get fd(): number {
+    return this.#native.fd;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Adds events to the mark on `path` (an fd for scope 'mntns'). Returns this. */
+  add(path: PathLike, events: unknown, options?: MarkOptions): this {
+    return this.#mark(C.FAN_MARK_ADD, path, events, options);
+  }
+
+  /** Removes events from the mark on `path`. Returns this. */
+  remove(path: PathLike, events: unknown, options?: MarkOptions): this {
+    return this.#mark(C.FAN_MARK_REMOVE, path, events, options);
+  }
+
+  /** Removes every mark of one scope (default 'inode'). Returns this. */
+  flush(scope: Scope = 'inode'): this {
+    this.#checkOpen('flush');
+    const { flags } = markFlags({ scope });
+    try {
+      binding.mark(this.#native.fd, C.FAN_MARK_FLUSH | flags, 0, AT_FDCWD, '/');
+    } catch (err) {
+      throw fromNative(err);
+    }
+    return this;
+  }
+
+  #mark(action: number, pathArg: PathLike, events: unknown, options: MarkOptions = {}): this {
+    const verb = action === C.FAN_MARK_ADD ? 'add' : 'remove';
+    this.#checkOpen(verb);
+    const mask = eventMask(events);
+    const { flags, scope } = markFlags(options);
+    let dirfd = AT_FDCWD;
+    let path: string | null;
+    if (typeof pathArg === 'number') {
+      if (!Number.isInteger(pathArg) || pathArg < 0) throw invalidArg('path', pathArg, 'must be an open fd');
+      dirfd = pathArg;
+      path = null;
+    } else if (pathArg === undefined || pathArg === null) {
+      if (scope !== 'mntns') throw invalidArg('path', pathArg, "must be a path (only scope 'mntns' has a default)");
+      path = '/proc/self/ns/mnt';
+    } else if (pathArg instanceof URL) {
+      path = fileURLToPath(pathArg);
+    } else if (typeof pathArg === 'string' && pathArg.length > 0 && !pathArg.includes('\0')) {
+      path = pathArg;
+    } else {
+      throw invalidArg('path', pathArg, 'must be a non-empty string, a file URL or an fd');
+    }
+    try {
+      binding.mark(this.#native.fd, action | flags, mask, dirfd, path);
+    } catch (err) {
+      throw fromNative(err, { path: path ?? `fd ${dirfd}`, details: `scope '${scope}', mask 0x${mask.toString(16)}` });
+    }
+    return this;
+  }
+
+  /** The async iterator over events, with an optional AbortSignal. */
+  events(options: EventsOptions = {}): AsyncIterableIterator<FanotifyEvent> {
+    const signal = options.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal))
+      throw invalidArg('options.signal', signal, 'must be an AbortSignal');
+    const onAbort = () => this.#stopIteration(abortError(signal!.reason));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let finished = false;
+    const finish = () => {
+      finished = true;
+      signal?.removeEventListener('abort', onAbort);
+      this.#endStep();
+      // Breaking out, throwing in the loop body or aborting: nobody will answer
+      // what was handed over, so the default answers it now.
+      this.#answerHandedOver();
+    };
+    const iterator: AsyncIterableIterator<FanotifyEvent> = {
+      next: async () => {
+        if (finished) return { done: true, value: undefined };
+        if (signal?.aborted) {
+          finish();
+          throw abortError(signal.reason);
+        }
+        try {
+          const value = await this.#next();
+          if (value === null) {
+            finish();
+            return { done: true, value: undefined };
+          }
+          return { done: false, value };
+        } catch (err) {
+          finish();
+          throw err;
+        }
+      },
+      return: async () => {
+        if (!finished) finish();
+        return { done: true, value: undefined };
+      },
+      throw: async (err) => {
+        if (!finished) finish();
+        throw err;
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<FanotifyEvent> {
+    return this.events();
+  }
+
+  /** Keeps the event loop alive while a read waits (the default). */
+  ref(): this {
+    if (!this.#closed) this.#native.ref();
+    return this;
+  }
+
+  /** Lets the process exit while a read waits. */
+  unref(): this {
+    if (!this.#closed) this.#native.unref();
+    return this;
+  }
+
+  /**
+   * Closes the group: pending permission events get the default answer, fds
+   * handed over and not kept are closed, and iterators end.
+   */
+  async close(): Promise<void> {
+    this.#closeNow();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#closeNow();
+  }
+
+  #closeNow(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#endStep();
+    this.#native.close();  // answers what is pending natively, joins the reader
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      this.#queue[i]._answeredElsewhere();
+      this.#queue[i]._release();
+    }
+    this.#queue = [];
+    this.#head = 0;
+    this.#wake({ done: true, value: undefined });
+  }
+
+  #checkOpen(what: string): void {
+    if (this.#closed) throw stateError('ERR_FANOTIFY_CLOSED', `cannot ${what}: the fanotify group is closed`);
+  }
+
+  async #next(): Promise<FanotifyEvent | null> {
+    this.#endStep();
+    for (;;) {
+      if (this.#head < this.#queue.length) {
+        const ev = this.#queue[this.#head++];
+        if (this.#head === this.#queue.length) {
+          this.#queue = [];
+          this.#head = 0;
+        }
+        this.#current = ev;
+        return ev;
+      }
+      if (this.#closed) return null;
+      if (this.#readError) {
+        const err = this.#readError;
+        this.#readError = null;
+        throw err;
+      }
+      if (this.#waiter) throw stateError('ERR_FANOTIFY_CONCURRENT_NEXT', 'another next() is already waiting for this group');
+      const result = await new Promise<IteratorResult<FanotifyEvent>>((resolve, reject) => {
+        this.#waiter = { resolve, reject };
+        this.#native.read();
+      });
+      if (result.done) return null;
+    }
+  }
+
+  #onBatch(errno: number, bytes?: Buffer, events?: Int32Array, records?: Int32Array): void {
+    if (this.#closed) return;
+    if (errno !== 0) {
+      this.#readError = systemError(errno, 'read');
+    } else {
+      const batch: Batch = { bytes: bytes!, events: events!, records: records! };
+      const count = events!.length / 10;
+      const reportsPidfd = this.#config.report.pidfd;
+      for (let i = 0; i < count; i++) this.#queue.push(new FanotifyEvent(batch, i, this.#owner, reportsPidfd));
+    }
+    // The waiter re-checks the queue; a plain "not done" wakes it.
+    this.#wake({ done: false, value: undefined as unknown as FanotifyEvent });
+  }
+
+  #wake(result: IteratorResult<FanotifyEvent>): void {
+    const waiter = this.#waiter;
+    this.#waiter = null;
+    waiter?.resolve(result);
+  }
+
+  #stopIteration(err: Error): void {
+    const waiter = this.#waiter;
+    this.#waiter = null;
+    waiter?.reject(err);
+  }
+
+  #endStep(): void {
+    const ev = this.#current;
+    this.#current = null;
+    ev?._release();
+  }
+
+  #answerHandedOver(): void {
+    if (!this.#config.permissionClass || this.#closed) return;
+    this.#native.answerPending();
+    for (let i = this.#head; i < this.#queue.length; i++) this.#queue[i]._answeredElsewhere();
+  }
+
+  #respond(token: number, decision: Decision, audit: boolean): void {
+    const cfg = this.#config;
+    if (audit && !cfg.audit) throw invalidArg('options.audit', true, 'needs the group option audit: true (FAN_ENABLE_AUDIT)');
+    const response = decisionToResponse(decision, 'decision', cfg.groupClass, audit);
+    const err = this.#native.respond(token, response);
+    if (err === ENOENT)
+      throw stateError('ERR_ALREADY_RESPONDED',
+        'this permission event was already answered with the default (its timeout passed, or the group was closed, or the loop ended)');
+    if (err !== 0) throw systemError(err, 'write', { details: `response 0x${response.toString(16)}` });
+  }
+}
+
+function abortError(reason: unknown): Error {
+  const err = new Error('The operation was aborted', { cause: reason }) as Error & { code: string };
+  err.name = 'AbortError';
+  err.code = 'ABORT_ERR';
+  return err;
+}

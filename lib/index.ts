@@ -1,0 +1,16 @@
+// fanotify for Node.js: the public entry point.
+export { Fanotify } from './group';
+export type { EventsOptions } from './group';
+export { FanotifyEvent } from './event';
+export type { RawRecord } from './event';
+export type { FileId } from './fileid';
+export { constants, FAN_DENY_ERRNO } from './constants';
+export type {
+  Decision, EventName, FanotifyOptions, GroupClass, MarkEventName, MarkOptions, PermissionOptions,
+  ReportOptions, Scope,
+} from './options';
+export { errnoName } from './errno';
+export type { FanotifyError } from './errors';
+export { resolve } from './resolve';
+export { probe } from './probe';
+export type { Features } from './probe';

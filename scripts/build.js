@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// Builds what `npm test`, the demo and the benchmarks need from the current
+// sources: the native addon (build/Release, which node-gyp-build prefers over
+// prebuilds) and the TypeScript (dist/, with ESM wrappers).
+'use strict';
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const run = (script, args) =>
+  execFileSync(process.execPath, [script, ...args], { cwd: root, stdio: 'inherit' });
+const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
+
+if (!fs.existsSync(path.join(root, 'build', 'Makefile'))) run(nodeGyp, ['configure']);
+run(nodeGyp, ['build']);
+run(require.resolve('typescript/bin/tsc'), ['-p', 'tsconfig.json']);
+run(path.join(__dirname, 'esm-wrappers.js'), []);
