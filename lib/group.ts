@@ -2,6 +2,7 @@
 import { fileURLToPath } from 'node:url';
 
 import { binding, NativeGroup } from './binding';
+import './dispose';
 import { constants as C } from './constants';
 import { fromNative, invalidArg, stateError, systemError } from './errors';
 import { Batch, EventOwner, FanotifyEvent } from './event';

@@ -14,15 +14,10 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as vm from 'node:vm';
 
+import './dispose';
+
 const execFileAsync = promisify(execFile);
 
-// Node 20 defines Symbol.asyncDispose (as Symbol.for('nodejs.asyncDispose'))
-// only in its main realm; jest runs tests in a vm context whose Symbol lacks
-// it, which breaks `await using` there. Use the same registered symbol so
-// both realms agree. Must run before the class below is defined.
-if (typeof Symbol.asyncDispose !== 'symbol') {
-  Object.defineProperty(Symbol, 'asyncDispose', { value: Symbol.for('nodejs.asyncDispose') });
-}
 
 // Under jest, `process` is a per-test-file copy whose 'exit' event never
 // fires; the real process object is the one of the main context.

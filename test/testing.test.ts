@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LoopImage, LoopImageError, withLoopImage } from '../lib/testing';
 
-const canRun = process.getuid?.() === 0 || process.env.CI === 'true';
+import { privileged as canRun } from './helpers';
 if (!canRun) console.log('test/testing.test.ts: skipped, LoopImage needs root (set CI=true to force)');
 const suite = canRun ? describe : describe.skip;
 
@@ -220,19 +220,13 @@ suite('LoopImage', () => {
   });
 
   test('a process that dies without disposing leaves nothing behind', async () => {
-    // Run the kit in a child process (transpiled on the fly, so no build is
-    // needed) that creates an image and then crashes.
-    const ts = await import('typescript');
+    // Run the kit (the built one: `npm test` builds first) in a child process
+    // that creates an image and then crashes.
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'loopimage-crash-'));
     let paths: { imagePath: string; mountPoint: string } | undefined;
     try {
-      const source = fs.readFileSync(path.join(__dirname, '../lib/testing.ts'), 'utf8');
-      const { outputText } = ts.transpileModule(source, {
-        compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
-      });
-      fs.writeFileSync(path.join(work, 'testing.js'), outputText);
       const script =
-        `const { LoopImage } = require(${JSON.stringify(path.join(work, 'testing.js'))});\n` +
+        `const { LoopImage } = require(${JSON.stringify(path.join(__dirname, '../dist/testing.js'))});\n` +
         `LoopImage.create({ files: { f: 'x' } }).then((img) => {\n` +
         `  console.log(JSON.stringify({ imagePath: img.imagePath, mountPoint: img.mountPoint }));\n` +
         `  throw new Error('crash');\n` +
