@@ -7,13 +7,18 @@ export interface NativeGroupOptions {
   allowSelf: boolean;
   timeoutMs: number;
   defaultResponse: number;
+  /** read() buffer size: how many events (and so event fds) one batch can hold. */
+  bufferSize: number;
 }
 
-export type BatchCallback = (errno: number, bytes?: Buffer, events?: Int32Array, records?: Int32Array) => void;
+/** [errno, bytes, events, records]; errno != 0 (a failed read) comes without the rest. */
+export type RawBatch = [number, Buffer?, Int32Array?, Int32Array?];
+export type BatchCallback = (batch: RawBatch) => void;
 
 export interface NativeGroup {
   readonly fd: number;
-  read(): void;
+  /** A batch if the kernel has events now; else undefined and onBatch gets it later. */
+  read(): RawBatch | undefined;
   /** 0 when answered, ENOENT when not pending, else the kernel's errno. */
   respond(token: number, response: number, info?: Buffer): number;
   answerPending(): void;

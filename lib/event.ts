@@ -13,6 +13,7 @@ import { Decision, EVENT_BITS, EventName } from './options';
 const EV = { offset: 0, length: 1, maskLo: 2, maskHi: 3, fd: 4, pid: 5, firstRecord: 6, recordCount: 7, flags: 8, token: 9, stride: 10 } as const;
 const REC = { type: 0, offset: 1, length: 2, valid: 3, a: 4, b: 5, c: 6, d: 7, e: 8, stride: 9 } as const;
 const MALFORMED = 1;
+export const EVENT_STRIDE = EV.stride;
 
 export interface Batch {
   bytes: Buffer;
@@ -40,6 +41,15 @@ interface DecodedRecords {
   pidfd?: number | null;
   mountId?: bigint;
   records?: RawRecord[];
+}
+
+// Consecutive events almost always share a filesystem: format its fsid once.
+let lastFsid = { a: -1, b: -1, text: '' };
+function fsidAt(bytes: Buffer, at: number): string {
+  const a = bytes.readUInt32LE(at);
+  const b = bytes.readUInt32LE(at + 4);
+  if (a !== lastFsid.a || b !== lastFsid.b) lastFsid = { a, b, text: formatFsid(a, b) };
+  return lastFsid.text;
 }
 
 const u64 = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
@@ -213,9 +223,11 @@ export class FanotifyEvent {
         case C.FAN_EVENT_INFO_TYPE_DFID_NAME:
         case C.FAN_EVENT_INFO_TYPE_OLD_DFID_NAME:
         case C.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME: {
-          const fsid = formatFsid(bytes.readUInt32LE(at + 4), bytes.readUInt32LE(at + 8));
+          const fsid = fsidAt(bytes, at + 4);
           const handleAt = records[r + REC.b];
-          const handle = Buffer.from(bytes.subarray(handleAt, handleAt + records[r + REC.c]));
+          // A copy (from Buffer's pool), so a kept FileId does not pin the whole batch.
+          const handle = Buffer.allocUnsafe(records[r + REC.c]);
+          bytes.copy(handle, 0, handleAt, handleAt + handle.length);
           const id = makeFileId(fsid, records[r + REC.a], handle) as FileId & { name?: string };
           const nameAt = records[r + REC.d];
           if (nameAt >= 0) id.name = bytes.toString('utf8', nameAt, nameAt + records[r + REC.e]);

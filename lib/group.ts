@@ -1,11 +1,11 @@
 // The fanotify group: marks, the event iterator, permission answers, close.
 import { fileURLToPath } from 'node:url';
 
-import { binding, NativeGroup } from './binding';
+import { binding, NativeGroup, RawBatch } from './binding';
 import './dispose';
 import { constants as C } from './constants';
 import { fromNative, invalidArg, stateError, systemError } from './errors';
-import { Batch, EventOwner, FanotifyEvent } from './event';
+import { Batch, EVENT_STRIDE, EventOwner, FanotifyEvent } from './event';
 import {
   Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
   markFlags, Scope,
@@ -49,8 +49,9 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
           allowSelf: cfg.allowSelf,
           timeoutMs: cfg.timeoutMs === Infinity ? -1 : cfg.timeoutMs,
           defaultResponse: cfg.defaultResponse,
+          bufferSize: readBufferSize(cfg),
         },
-        (errno, bytes, events, records) => this.#onBatch(errno, bytes, events, records),
+        (batch) => this.#onBatch(batch),
       );
     } catch (err) {
       throw fromNative(err, { details: `class '${cfg.groupClass}', flags 0x${cfg.initFlags.toString(16)}` });
@@ -134,24 +135,28 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
       // what was handed over, so the default answers it now.
       this.#answerHandedOver();
     };
+    const slow = async (): Promise<IteratorResult<FanotifyEvent>> => {
+      try {
+        const value = await this.#next();
+        if (value !== null) return { done: false, value };
+        finish();
+        return { done: true, value: undefined };
+      } catch (err) {
+        finish();
+        throw err;
+      }
+    };
     const iterator: AsyncIterableIterator<FanotifyEvent> = {
-      next: async () => {
-        if (finished) return { done: true, value: undefined };
+      next: () => {
+        if (finished) return Promise.resolve({ done: true, value: undefined });
         if (signal?.aborted) {
           finish();
-          throw abortError(signal.reason);
+          return Promise.reject(abortError(signal.reason));
         }
-        try {
-          const value = await this.#next();
-          if (value === null) {
-            finish();
-            return { done: true, value: undefined };
-          }
-          return { done: false, value };
-        } catch (err) {
-          finish();
-          throw err;
-        }
+        // Fast path: events already read are handed out without awaiting.
+        const value = this.#shift();
+        if (value !== null) return Promise.resolve({ done: false, value });
+        return slow();
       },
       return: async () => {
         if (!finished) finish();
@@ -214,18 +219,23 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     if (this.#closed) throw stateError('ERR_FANOTIFY_CLOSED', `cannot ${what}: the fanotify group is closed`);
   }
 
-  async #next(): Promise<FanotifyEvent | null> {
+  /** Ends the current step and yields the next queued event, if any. */
+  #shift(): FanotifyEvent | null {
     this.#endStep();
+    if (this.#head >= this.#queue.length) return null;
+    const ev = this.#queue[this.#head++];
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    }
+    this.#current = ev;
+    return ev;
+  }
+
+  async #next(): Promise<FanotifyEvent | null> {
     for (;;) {
-      if (this.#head < this.#queue.length) {
-        const ev = this.#queue[this.#head++];
-        if (this.#head === this.#queue.length) {
-          this.#queue = [];
-          this.#head = 0;
-        }
-        this.#current = ev;
-        return ev;
-      }
+      const ev = this.#shift();
+      if (ev !== null) return ev;
       if (this.#closed) return null;
       if (this.#readError) {
         const err = this.#readError;
@@ -233,21 +243,26 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
         throw err;
       }
       if (this.#waiter) throw stateError('ERR_FANOTIFY_CONCURRENT_NEXT', 'another next() is already waiting for this group');
+      // A busy group has events now: no thread hand-off, no promise.
+      const now = this.#native.read();
+      if (now !== undefined) {
+        this.#onBatch(now);
+        continue;
+      }
       const result = await new Promise<IteratorResult<FanotifyEvent>>((resolve, reject) => {
         this.#waiter = { resolve, reject };
-        this.#native.read();
       });
       if (result.done) return null;
     }
   }
 
-  #onBatch(errno: number, bytes?: Buffer, events?: Int32Array, records?: Int32Array): void {
+  #onBatch([errno, bytes, events, records]: RawBatch): void {
     if (this.#closed) return;
     if (errno !== 0) {
       this.#readError = systemError(errno, 'read');
     } else {
       const batch: Batch = { bytes: bytes!, events: events!, records: records! };
-      const count = events!.length / 10;
+      const count = events!.length / EVENT_STRIDE;
       const reportsPidfd = this.#config.report.pidfd;
       for (let i = 0; i < count; i++) this.#queue.push(new FanotifyEvent(batch, i, this.#owner, reportsPidfd));
     }
@@ -289,6 +304,14 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
         'this permission event was already answered with the default (its timeout passed, or the group was closed, or the loop ended)');
     if (err !== 0) throw systemError(err, 'write', { details: `response 0x${response.toString(16)}` });
   }
+}
+
+// The kernel opens an fd for every fd event it copies out in one read(), so a
+// big buffer can mean thousands of open fds at once (and EMFILE). Groups that
+// report file ids get FAN_NOFD events and can read 64 KiB at a time.
+function readBufferSize(cfg: GroupConfig): number {
+  const noFds = (cfg.report.fid || cfg.report.dirFid || cfg.report.mount) && !cfg.permissionClass;
+  return noFds ? 64 * 1024 : 4096;
 }
 
 function abortError(reason: unknown): Error {

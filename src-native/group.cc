@@ -43,6 +43,7 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
   reader_options.timeout = std::chrono::milliseconds(
       timeout_ms >= 0 && timeout_ms < 1e12 ? static_cast<int64_t>(timeout_ms) : -1);
   uint32_t default_response = options.Get("defaultResponse").ToNumber().Uint32Value();
+  reader_options.buffer_size = options.Get("bufferSize").ToNumber().Uint32Value();
 
   // Always non-blocking and close-on-exec: the thread polls, and a child
   // process must never inherit a group whose events it would not answer.
@@ -89,6 +90,23 @@ void Group::CloseGroup() {
   fd_.reset();
 }
 
+// [errno, bytes, events, records]: what lib/group.ts takes as one batch.
+Napi::Value Group::BatchToJs(Napi::Env env, const Batch& batch) {
+  auto out = Napi::Array::New(env, 4);
+  out.Set(0u, Napi::Number::New(env, batch.error));
+  if (batch.error == 0) {
+    const ParsedBatch& parsed = batch.parsed;
+    auto events = Napi::Int32Array::New(env, parsed.events.size());
+    std::copy(parsed.events.begin(), parsed.events.end(), events.Data());
+    auto records = Napi::Int32Array::New(env, parsed.records.size());
+    std::copy(parsed.records.begin(), parsed.records.end(), records.Data());
+    out.Set(1u, Napi::Buffer<uint8_t>::Copy(env, batch.bytes.data(), batch.bytes.size()));
+    out.Set(2u, events);
+    out.Set(3u, records);
+  }
+  return out;
+}
+
 void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* raw) {
   std::unique_ptr<Batch> batch(raw);
   if (env == nullptr || sink == nullptr || sink->group == nullptr) {
@@ -96,20 +114,7 @@ void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* ra
     return;
   }
   sink->group->Delivered();
-  const ParsedBatch& parsed = batch->parsed;
-  Napi::Value bytes = env.Undefined();
-  Napi::Value events = env.Undefined();
-  Napi::Value records = env.Undefined();
-  if (batch->error == 0) {
-    bytes = Napi::Buffer<uint8_t>::Copy(env, batch->bytes.data(), batch->bytes.size());
-    auto ev = Napi::Int32Array::New(env, parsed.events.size());
-    std::copy(parsed.events.begin(), parsed.events.end(), ev.Data());
-    auto rec = Napi::Int32Array::New(env, parsed.records.size());
-    std::copy(parsed.records.begin(), parsed.records.end(), rec.Data());
-    events = ev;
-    records = rec;
-  }
-  callback.Call({Napi::Number::New(env, batch->error), bytes, events, records});
+  callback.Call({BatchToJs(env, *batch)});
 }
 
 void Group::Delivered() {
@@ -130,8 +135,11 @@ Napi::Value Group::Fd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), closed_ ? -1 : fd_.get());
 }
 
+// read() -> a batch when the kernel has events now; otherwise undefined, and
+// the batch comes later through the onBatch callback.
 Napi::Value Group::Read(const Napi::CallbackInfo& info) {
   if (closed_) return info.Env().Undefined();
+  if (std::unique_ptr<Batch> batch = reader_->ReadNow()) return BatchToJs(info.Env(), *batch);
   read_pending_ = true;
   UpdateRef();
   reader_->Request();

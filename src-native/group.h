@@ -35,6 +35,7 @@ class Group : public Napi::ObjectWrap<Group> {
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
 
+  static Napi::Value BatchToJs(Napi::Env env, const Batch& batch);
   void CloseGroup();
   void Delivered();
   void UpdateRef();

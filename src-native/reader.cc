@@ -108,8 +108,29 @@ void Reader::RoutePermissionEvents(Batch* batch) {
   parsed.events.resize(kept * kEventStride);
 }
 
+std::unique_ptr<Batch> Reader::ReadBatch() {
+  auto batch = std::make_unique<Batch>();
+  batch->bytes.resize(options_.buffer_size);
+  ssize_t n;
+  do {
+    n = read(group_fd_, batch->bytes.data(), batch->bytes.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN) return nullptr;
+    batch->error = errno;
+    batch->bytes.clear();
+    return batch;
+  }
+  batch->bytes.resize(static_cast<size_t>(n));
+  ParseEvents(batch->bytes.data(), batch->bytes.size(), &batch->parsed);
+  if (options_.permission_class) RoutePermissionEvents(batch.get());
+  if (batch->parsed.size() == 0) return nullptr;  // all were our own
+  return batch;
+}
+
+std::unique_ptr<Batch> Reader::ReadNow() { return ReadBatch(); }
+
 void Reader::Run() {
-  std::vector<uint8_t> buf(options_.buffer_size);
   for (;;) {
     bool want_read;
     {
@@ -139,17 +160,8 @@ void Reader::Run() {
     pending_->AnswerExpired(PendingPermissions::Clock::now());
     if (!want_read || !(fds[1].revents & (POLLIN | POLLERR | POLLHUP))) continue;
 
-    ssize_t n = read(group_fd_, buf.data(), buf.size());
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    auto batch = std::make_unique<Batch>();
-    if (n < 0) {
-      batch->error = errno;
-    } else {
-      batch->bytes.assign(buf.begin(), buf.begin() + n);
-      ParseEvents(batch->bytes.data(), batch->bytes.size(), &batch->parsed);
-      if (options_.permission_class) RoutePermissionEvents(batch.get());
-      if (batch->parsed.size() == 0) continue;  // all were our own
-    }
+    std::unique_ptr<Batch> batch = ReadBatch();
+    if (!batch) continue;
     {
       std::lock_guard<std::mutex> lock(mu_);
       demand_ = false;

@@ -50,7 +50,10 @@ class Reader {
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
-  // Asks for one more batch (notification groups read nothing until asked).
+  // Reads one batch now if the kernel has events (non-blocking), so a busy
+  // consumer needs no thread hand-off; null when there is nothing to read.
+  std::unique_ptr<Batch> ReadNow();
+  // Asks the thread for one more batch (notification groups read nothing until asked).
   void Request();
   void Stop();
 
@@ -58,6 +61,8 @@ class Reader {
   void Run();
   void Wake();
   bool IsSelf(int pid) const;
+  // One read() into a new batch; null on EAGAIN or when every event was ours.
+  std::unique_ptr<Batch> ReadBatch();
   // Files permission events in the pending table, answers our own, and removes
   // the rows of the ones answered here.
   void RoutePermissionEvents(Batch* batch);
