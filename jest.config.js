@@ -6,5 +6,6 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/test/tsconfig.json' }] },
   maxWorkers: 1,
+  reporters: ['default', '<rootDir>/scripts/totals-reporter.js'],
   testTimeout: 30000,
 };

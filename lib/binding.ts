@@ -36,7 +36,9 @@ export interface Binding {
   dup(fd: number): number;
   parse(bytes: Buffer): { events: Int32Array; records: Int32Array; truncated: boolean };
   fsidOf(path: string): [number, number];
-  pathOfHandle(mountFd: number, handleType: number, handle: Buffer, cb: (err: Error | null, path?: string | null) => void): void;
+  /** path: the object's path; null: it is gone; undefined: mountPoint no longer holds that fsid. */
+  pathOfHandle(mountPoint: string, fsid0: number, fsid1: number, handleType: number, handle: Buffer,
+    cb: (err: Error | null, path?: string | null) => void): void;
   constants: Record<string, number>;
 }
 

@@ -1,6 +1,6 @@
-// FileId -> path, through open_by_handle_at with an fd on a mount of the same
-// filesystem (found by statfs f_fsid in the mount table, then cached).
-import * as fs from 'node:fs';
+// FileId -> path, through open_by_handle_at on a mount of the same filesystem
+// (found by statfs f_fsid in the mount table). Only the mount point is cached,
+// not an fd: a cached fd would keep the filesystem busy and block umount.
 import * as path from 'node:path';
 
 import { binding } from './binding';
@@ -8,49 +8,39 @@ import { fromNative, invalidArg, systemError } from './errors';
 import { FileId, formatFsid } from './fileid';
 import { readMountInfo } from './mountinfo';
 
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
 const ENODEV = 19;
+const FILEID_INVALID = 0xff;
 
-// fsid -> a directory fd on a mount of that filesystem. Held for the process's
-// life: one fd per filesystem ever resolved.
-const mountFds = new Map<string, number>();
+// fsid -> a mount point of that filesystem, as last seen in the mount table.
+const mountPoints = new Map<string, string>();
 
-/** Finds (or refreshes) a mount fd for fsid; null when nothing mounted has it. */
-function mountFdFor(fsid: string, refresh: boolean): number | null {
-  const cached = mountFds.get(fsid);
-  if (cached !== undefined && !refresh) return cached;
-  if (cached !== undefined) {
-    fs.closeSync(cached);
-    mountFds.delete(fsid);
-  }
-  // Prefer mounts of the whole filesystem (root '/'): a bind mount of a
+/** Rereads the mount table into the cache. */
+function refreshMountPoints(): void {
+  mountPoints.clear();
+  // Mounts of the whole filesystem (root '/') first: a bind mount of a
   // subdirectory cannot name objects outside it.
   const mounts = readMountInfo().sort((a, b) => Number(b.root === '/') - Number(a.root === '/'));
   for (const m of mounts) {
-    let id: string;
     try {
       const [a, b] = binding.fsidOf(m.mountPoint);
-      id = formatFsid(a, b);
+      const fsid = formatFsid(a, b);
+      if (!mountPoints.has(fsid)) mountPoints.set(fsid, m.mountPoint);
     } catch {
-      continue;  // unreachable or gone
-    }
-    if (id !== fsid) continue;
-    try {
-      // Not O_PATH: open_by_handle_at refuses O_PATH mount fds (EBADF).
-      const fd = fs.openSync(m.mountPoint, fs.constants.O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      mountFds.set(fsid, fd);
-      return fd;
-    } catch {
-      continue;
+      // gone or unreachable: skip
     }
   }
-  return null;
 }
 
-function pathOfHandle(mountFd: number, id: FileId): Promise<string | null> {
+function parseFsid(fsid: string): [number, number] {
+  const m = /^([0-9a-f]{8}):([0-9a-f]{8})$/.exec(fsid);
+  if (!m) throw invalidArg('fileId.fsid', fsid, 'must look like "hhhhhhhh:hhhhhhhh"');
+  return [parseInt(m[1], 16), parseInt(m[2], 16)];
+}
+
+function pathOfHandle(mountPoint: string, fsid: [number, number], id: FileId): Promise<string | null | undefined> {
   return new Promise((resolvePromise, reject) => {
-    binding.pathOfHandle(mountFd, id.handleType, id.handle, (err, p) => (err ? reject(err) : resolvePromise(p ?? null)));
+    binding.pathOfHandle(mountPoint, fsid[0], fsid[1], id.handleType, id.handle,
+      (err, p) => (err ? reject(fromNative(err)) : resolvePromise(p)));
   });
 }
 
@@ -64,19 +54,16 @@ export async function resolve(fileId: FileId, options: { name?: string } = {}): 
   const name = options.name;
   if (name !== undefined && (typeof name !== 'string' || name.includes('/')))
     throw invalidArg('options.name', name, 'must be a file name without "/"');
-  if (fileId.handleType === 0xff) return null;  // FILEID_INVALID: no object to open
+  if (fileId.handleType === FILEID_INVALID) return null;  // no object to open
+  const fsid = parseFsid(fileId.fsid);
   for (const refresh of [false, true]) {
-    const mountFd = mountFdFor(fileId.fsid, refresh);
-    if (mountFd === null) break;
-    try {
-      const dir = await pathOfHandle(mountFd, fileId);
-      if (dir === null) return null;
-      return name === undefined || name === '.' ? dir : path.join(dir, name);
-    } catch (err) {
-      const e = fromNative(err) as Error & { code?: string };
-      if (e.code === 'EBADF' && !refresh) continue;  // our mount fd went stale
-      throw e;
-    }
+    if (refresh || !mountPoints.has(fileId.fsid)) refreshMountPoints();
+    const mountPoint = mountPoints.get(fileId.fsid);
+    if (mountPoint === undefined) break;
+    const dir = await pathOfHandle(mountPoint, fsid, fileId);
+    if (dir === undefined) continue;  // the mount changed under us: reread the table
+    if (dir === null) return null;
+    return name === undefined ? dir : path.join(dir, name);
   }
   throw systemError(ENODEV, 'open_by_handle_at', { details: `no mounted filesystem has fsid ${fileId.fsid}; it may have been unmounted` });
 }

@@ -33,10 +33,11 @@ namespace {
 
 class PathOfHandleWorker : public Napi::AsyncWorker {
  public:
-  PathOfHandleWorker(Napi::Function callback, int mount_fd, int handle_type,
-                     const uint8_t* handle, size_t handle_len)
+  PathOfHandleWorker(Napi::Function callback, std::string mount_point, uint32_t fsid0,
+                     uint32_t fsid1, int handle_type, const uint8_t* handle, size_t handle_len)
       : Napi::AsyncWorker(callback, "fanotify:resolve"),
-        mount_fd_(mount_fd),
+        mount_point_(std::move(mount_point)),
+        fsid_{fsid0, fsid1},
         handle_(sizeof(file_handle) + handle_len) {
     auto* fh = reinterpret_cast<file_handle*>(handle_.data());
     fh->handle_bytes = static_cast<unsigned>(handle_len);
@@ -45,9 +46,22 @@ class PathOfHandleWorker : public Napi::AsyncWorker {
   }
 
   void Execute() override {
+    // Not O_PATH: open_by_handle_at refuses O_PATH mount fds (EBADF).
+    UniqueFd mount_fd(open(mount_point_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    struct statfs st;
+    uint32_t fsid[2];
+    if (!mount_fd.valid() || fstatfs(mount_fd.get(), &st) != 0) {
+      moved_ = true;
+      return;
+    }
+    std::memcpy(fsid, &st.f_fsid, sizeof fsid);
+    if (fsid[0] != fsid_[0] || fsid[1] != fsid_[1]) {
+      moved_ = true;  // unmounted or replaced since the table was read
+      return;
+    }
     auto* fh = reinterpret_cast<file_handle*>(handle_.data());
     // O_PATH: no open permission events, works for any file type.
-    UniqueFd fd(open_by_handle_at(mount_fd_, fh, O_PATH | O_CLOEXEC));
+    UniqueFd fd(open_by_handle_at(mount_fd.get(), fh, O_PATH | O_CLOEXEC));
     if (!fd.valid()) {
       if (errno != ESTALE && errno != ENOENT) err_ = errno;
       return;  // gone: null
@@ -69,11 +83,17 @@ class PathOfHandleWorker : public Napi::AsyncWorker {
       Callback().Call({ErrnoError(env, err_, "open_by_handle_at").Value()});
       return;
     }
+    if (moved_) {
+      Callback().Call({env.Null(), env.Undefined()});
+      return;
+    }
     Callback().Call({env.Null(), found_ ? Napi::String::New(env, path_) : env.Null()});
   }
 
  private:
-  int mount_fd_;
+  std::string mount_point_;
+  uint32_t fsid_[2];
+  bool moved_ = false;
   std::vector<uint8_t> handle_;
   int err_ = 0;
   bool found_ = false;
@@ -83,11 +103,13 @@ class PathOfHandleWorker : public Napi::AsyncWorker {
 }  // namespace
 
 Napi::Value PathOfHandle(const Napi::CallbackInfo& info) {
-  int mount_fd = info[0].As<Napi::Number>().Int32Value();
-  int handle_type = info[1].As<Napi::Number>().Int32Value();
-  auto handle = info[2].As<Napi::Buffer<uint8_t>>();
-  auto* worker = new PathOfHandleWorker(info[3].As<Napi::Function>(), mount_fd, handle_type,
-                                        handle.Data(), handle.Length());
+  std::string mount_point = info[0].As<Napi::String>();
+  uint32_t fsid0 = info[1].As<Napi::Number>().Uint32Value();
+  uint32_t fsid1 = info[2].As<Napi::Number>().Uint32Value();
+  int handle_type = info[3].As<Napi::Number>().Int32Value();
+  auto handle = info[4].As<Napi::Buffer<uint8_t>>();
+  auto* worker = new PathOfHandleWorker(info[5].As<Napi::Function>(), std::move(mount_point), fsid0,
+                                        fsid1, handle_type, handle.Data(), handle.Length());
   worker->Queue();
   return info.Env().Undefined();
 }

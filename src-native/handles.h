@@ -8,9 +8,11 @@ namespace fan {
 // fsidOf(path) -> [val0, val1], the statfs f_fsid halves as unsigned 32-bit.
 Napi::Value FsidOf(const Napi::CallbackInfo& info);
 
-// pathOfHandle(mountFd, handleType, handle, callback(err, path | null)):
-// open_by_handle_at on the threadpool, then the path of the opened object.
-// ESTALE (the object is gone) gives null.
+// pathOfHandle(mountPoint, fsid0, fsid1, handleType, handle, callback(err, path | null | undefined)):
+// on the threadpool, opens the mount point (only for the call, so no mount is
+// kept busy), checks it still holds the filesystem with that fsid (undefined
+// if not: the caller refreshes its mount table), then open_by_handle_at and
+// the path of the opened object. ESTALE (the object is gone) gives null.
 Napi::Value PathOfHandle(const Napi::CallbackInfo& info);
 
 }  // namespace fan
