@@ -150,6 +150,22 @@ export class FanotifyEvent {
     this.fd = null;  // the answer closed it
   }
 
+  /** A FAN_Q_OVERFLOW event made here, for events the library had to drop. */
+  static overflow(): FanotifyEvent {
+    const events = new Int32Array(EV.stride);
+    events[EV.length] = C.FAN_EVENT_METADATA_LEN;
+    events[EV.maskLo] = C.FAN_Q_OVERFLOW;
+    events[EV.fd] = C.FAN_NOFD;
+    return new FanotifyEvent({ bytes: Buffer.alloc(0), events, records: new Int32Array(0) }, 0, null, false);
+  }
+
+  /** Answers with the group's default, for an event that is dropped unseen. */
+  _answerDefault(native: { respond(token: number, response: number): number }, response: number): void {
+    if (this.#token !== 0 && !this.#responded) native.respond(this.#token, response);
+    this.#responded = true;
+    this.fd = null;
+  }
+
   /** Marks the event answered by the group (close, break, timeout) without an answer from us. */
   _answeredElsewhere(): void {
     this.#responded = true;

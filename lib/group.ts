@@ -13,6 +13,13 @@ import {
 
 const AT_FDCWD = -100;
 const ENOENT = 2;
+// Permission groups are read all the time (see the README's design notes), so
+// what nobody consumes piles up here. Past this many events (the kernel's
+// default max_queued_events), new ones are answered with the default, dropped,
+// and reported as one overflow event, as the kernel does for its own queue.
+// Events that carry an fd cost one open fd each while queued: fewer of those.
+const MAX_QUEUED = 16384;
+const MAX_QUEUED_FDS = 1024;
 
 type PathLike = string | URL | number | null | undefined;
 
@@ -32,6 +39,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   // Events handed over by the reader and not yet yielded.
   #queue: FanotifyEvent[] = [];
   #head = 0;
+  #queuedFds = 0;  // queued notification events holding an event fd
   #waiter: Waiter | null = null;
   #readError: Error | null = null;
   #current: FanotifyEvent | null = null;  // yielded; released when the step ends
@@ -212,6 +220,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     }
     this.#queue = [];
     this.#head = 0;
+    this.#queuedFds = 0;
     this.#wake({ done: true, value: undefined });
   }
 
@@ -224,6 +233,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     this.#endStep();
     if (this.#head >= this.#queue.length) return null;
     const ev = this.#queue[this.#head++];
+    if (ev.fd !== null && !ev.isPermission) this.#queuedFds--;
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;
@@ -264,10 +274,27 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
       const batch: Batch = { bytes: bytes!, events: events!, records: records! };
       const count = events!.length / EVENT_STRIDE;
       const reportsPidfd = this.#config.report.pidfd;
-      for (let i = 0; i < count; i++) this.#queue.push(new FanotifyEvent(batch, i, this.#owner, reportsPidfd));
+      for (let i = 0; i < count; i++) {
+        const ev = new FanotifyEvent(batch, i, this.#owner, reportsPidfd);
+        const holdsFd = ev.fd !== null && !ev.isPermission;
+        if (this.#queue.length - this.#head >= MAX_QUEUED || (holdsFd && this.#queuedFds >= MAX_QUEUED_FDS)) {
+          this.#drop(ev);
+          continue;
+        }
+        if (holdsFd) this.#queuedFds++;
+        this.#queue.push(ev);
+      }
     }
     // The waiter re-checks the queue; a plain "not done" wakes it.
     this.#wake({ done: false, value: undefined as unknown as FanotifyEvent });
+  }
+
+  /** Answers (with the default) and closes an event nobody will see; queues one overflow event. */
+  #drop(ev: FanotifyEvent): void {
+    if (ev.isPermission) ev._answerDefault(this.#native, this.#config.defaultResponse);
+    ev._release();
+    const last = this.#queue[this.#queue.length - 1];
+    if (!last?.overflow) this.#queue.push(FanotifyEvent.overflow());
   }
 
   #wake(result: IteratorResult<FanotifyEvent>): void {

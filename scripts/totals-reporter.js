@@ -1,11 +1,13 @@
 // Jest reporter: ends the run with the totals on a line of their own,
-// "N passed, N failed", which CI logs are searched for.
+// "N passed, N failed", which CI logs are searched for. Printed at exit so it
+// comes after jest's own summary.
 'use strict';
 
 class TotalsReporter {
   onRunComplete(_contexts, results) {
     const failed = results.numFailedTests + results.numRuntimeErrorTestSuites;
-    process.stdout.write(`\n${results.numPassedTests} passed, ${failed} failed\n`);
+    const line = `${results.numPassedTests} passed, ${failed} failed\n`;
+    process.once('exit', () => process.stdout.write(`\n${line}`));
   }
 }
 

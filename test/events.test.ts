@@ -246,6 +246,38 @@ describeRoot('event fds', () => {
   });
 });
 
+describeRoot('permission-class queue bound', () => {
+  test('a content group nobody consumes keeps at most 1024 fd events, then one overflow event', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-cap-'));
+    const before = openFdCount();
+    // A content group is read all the time (to answer permission events), so
+    // its notification events queue in memory, each holding an event fd.
+    const fan = new Fanotify({ class: 'content' });
+    try {
+      fan.add(dir, ['closeWrite', 'eventOnChild']);
+      spawnSync('sh', ['-c', `cd '${dir}' && i=0; while [ $i -lt 1500 ]; do : > f$i; i=$((i+1)); done`]);
+      await sleep(500);  // let the reader hand everything over
+      expect(openFdCount() - before).toBeLessThan(1024 + 20);
+      let n = 0;
+      let overflowAt = -1;
+      await within(10000, (async () => {
+        for await (const ev of fan) {
+          if (ev.overflow) {
+            overflowAt = n;
+            break;
+          }
+          n++;
+        }
+      })());
+      expect(overflowAt).toBe(1024);
+    } finally {
+      await fan.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(openFdCount()).toBe(before);
+  });
+});
+
 describeRoot('iteration', () => {
   let dir: string;
   beforeEach(() => {
