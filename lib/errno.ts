@@ -8,6 +8,8 @@ const FS_NAMES: Readonly<Record<number, string>> = { 117: 'EFSCORRUPTED', 74: 'E
 const BY_NAME = new Map<string, number>();
 for (const [num, [name]] of Object.entries(ERRNO_TABLE)) BY_NAME.set(name, Number(num));
 for (const [num, name] of Object.entries(FS_NAMES)) BY_NAME.set(name, Number(num));
+// Aliases the generic table lists under their other name (node:fs says ENOTSUP).
+for (const [name, num] of [['EWOULDBLOCK', 11], ['EDEADLOCK', 35], ['ENOTSUP', 95]] as const) BY_NAME.set(name, num);
 
 /**
  * The kernel's name for a positive errno. With `fs: true` (filesystem errors),

@@ -71,7 +71,9 @@ export function systemError(errno: number, syscall: string, context: ErrorContex
 /** Rethrows an error from the native binding in the public shape. */
 export function fromNative(err: unknown, context: ErrorContext = {}): Error {
   const e = err as { errno?: unknown; syscall?: unknown; path?: unknown };
-  if (err instanceof Error && typeof e.errno === 'number' && typeof e.syscall === 'string') {
+  // By shape, not instanceof: errors made by the addon belong to the main realm,
+  // which is not ours under jest or node:vm.
+  if (typeof err === 'object' && err !== null && typeof e.errno === 'number' && typeof e.syscall === 'string') {
     const path = context.path ?? (typeof e.path === 'string' ? e.path : undefined);
     const out = systemError(e.errno, e.syscall, { ...context, path });
     return out;

@@ -185,7 +185,7 @@ export function groupConfig(options: FanotifyOptions = {}): GroupConfig {
   checkObject('options.permission', options.permission);
   const perm = (options.permission ?? {}) as PermissionOptions;
   checkKeys('options.permission', perm as Record<string, unknown>, ['timeoutMs', 'default', 'allowSelf']);
-  const timeoutMs = perm.timeoutMs ?? 5000;
+  const timeoutMs = perm.timeoutMs === undefined ? 5000 : perm.timeoutMs;
   if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)
     throw invalidArg('options.permission.timeoutMs', timeoutMs, 'must be a number >= 0 (Infinity: never)');
   const groupClassIsPerm = groupClass !== 'notification';

@@ -51,7 +51,18 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
   if (fd < 0) throw ErrnoError(env, errno, "fanotify_init");
   fd_.reset(fd);
 
+  buffer_size_ = reader_options.buffer_size;
   pending_ = std::make_unique<PendingPermissions>(fd, default_response);
+  if (!reader_options.permission_class) {
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
+    poller_ = std::make_unique<Poller>(loop, fd, [this] { OnReadable(); });
+    on_batch_ = Napi::Persistent(on_batch);
+    async_context_ = std::make_unique<Napi::AsyncContext>(env, "fanotify");
+    napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
+    cleanup_hook_added_ = true;
+    return;
+  }
   sink_ = new Sink{this};
   tsfn_ = Tsfn::New(env, on_batch, "fanotify", 0, 1, sink_,
                     [](Napi::Env, Sink* sink, Sink*) { delete sink; }, sink_);
@@ -83,11 +94,30 @@ void Group::OnEnvCleanup(void* data) {
 void Group::CloseGroup() {
   if (closed_) return;
   closed_ = true;
+  if (poller_) poller_->Close();  // before the fd: libuv still watches it
+  poller_.reset();
   reader_.reset();        // stops and joins the thread
   pending_->AnswerAll();  // with the default, before the fd goes
-  sink_->group = nullptr;
-  tsfn_.Abort();          // queued batches are freed with env == nullptr
+  if (sink_ != nullptr) {
+    sink_->group = nullptr;
+    tsfn_.Abort();        // queued batches are freed with env == nullptr
+  }
   fd_.reset();
+}
+
+// The poller saw the fd readable while a read() waits (notification groups).
+void Group::OnReadable() {
+  std::unique_ptr<Batch> batch = ReadBatch(fd_.get(), buffer_size_);
+  if (!batch) return;  // spurious: keep waiting
+  poller_->Stop();
+  read_pending_ = false;
+  Napi::HandleScope scope(env_);
+  try {
+    // MakeCallback: a callback scope, so promises resolved in there settle now.
+    on_batch_.MakeCallback(Value(), {BatchToJs(env_, *batch)}, *async_context_);
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env_, e.Value());  // lib's handler does not throw; if it did
+  }
 }
 
 // [errno, bytes, events, records]: what lib/group.ts takes as one batch.
@@ -123,6 +153,10 @@ void Group::Delivered() {
 }
 
 void Group::UpdateRef() {
+  if (poller_) {
+    poller_->Ref(refed_);  // an active handle holds the loop only when ref'd
+    return;
+  }
   bool hold = !closed_ && refed_ && read_pending_;
   if (hold == loop_held_) return;
   loop_held_ = hold;
@@ -139,10 +173,15 @@ Napi::Value Group::Fd(const Napi::CallbackInfo& info) {
 // the batch comes later through the onBatch callback.
 Napi::Value Group::Read(const Napi::CallbackInfo& info) {
   if (closed_) return info.Env().Undefined();
-  if (std::unique_ptr<Batch> batch = reader_->ReadNow()) return BatchToJs(info.Env(), *batch);
+  std::unique_ptr<Batch> batch = reader_ ? reader_->ReadNow() : ReadBatch(fd_.get(), buffer_size_);
+  if (batch) return BatchToJs(info.Env(), *batch);
   read_pending_ = true;
-  UpdateRef();
-  reader_->Request();
+  if (poller_) {
+    poller_->Start();
+  } else {
+    UpdateRef();
+    reader_->Request();
+  }
   return info.Env().Undefined();
 }
 

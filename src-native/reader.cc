@@ -89,6 +89,7 @@ void Reader::RoutePermissionEvents(Batch* batch) {
                       ? PendingPermissions::Clock::time_point::max()
                       : PendingPermissions::Clock::now() + options_.timeout;
   size_t kept = 0;
+  bool filed = false;
   for (size_t i = 0; i < parsed.size(); i++) {
     int32_t* ev = parsed.event(i);
     if ((MaskOf(ev) & kPermissionEvents) && ev[kEvFd] >= 0) {
@@ -101,19 +102,23 @@ void Reader::RoutePermissionEvents(Batch* batch) {
         continue;  // our own access: not shown to JavaScript
       }
       ev[kEvToken] = static_cast<int32_t>(pending_->Add(ev[kEvFd], deadline));
+      filed = true;
     }
     if (kept != i) std::memcpy(parsed.event(kept), ev, sizeof(int32_t) * kEventStride);
     kept++;
   }
   parsed.events.resize(kept * kEventStride);
+  // Read on the JS thread: the reader thread must learn of the new deadline,
+  // or it sleeps in poll() past it.
+  if (filed && std::this_thread::get_id() != thread_.get_id()) Wake();
 }
 
-std::unique_ptr<Batch> Reader::ReadBatch() {
+std::unique_ptr<Batch> ReadBatch(int group_fd, size_t size) {
   auto batch = std::make_unique<Batch>();
-  batch->bytes.resize(options_.buffer_size);
+  batch->bytes.resize(size);
   ssize_t n;
   do {
-    n = read(group_fd_, batch->bytes.data(), batch->bytes.size());
+    n = read(group_fd, batch->bytes.data(), batch->bytes.size());
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN) return nullptr;
@@ -123,12 +128,17 @@ std::unique_ptr<Batch> Reader::ReadBatch() {
   }
   batch->bytes.resize(static_cast<size_t>(n));
   ParseEvents(batch->bytes.data(), batch->bytes.size(), &batch->parsed);
+  return batch;
+}
+
+std::unique_ptr<Batch> Reader::ReadNow() {
+  std::unique_ptr<Batch> batch = ReadBatch(group_fd_, options_.buffer_size);
+  if (!batch || batch->error != 0) return batch;
   if (options_.permission_class) RoutePermissionEvents(batch.get());
   if (batch->parsed.size() == 0) return nullptr;  // all were our own
   return batch;
 }
 
-std::unique_ptr<Batch> Reader::ReadNow() { return ReadBatch(); }
 
 void Reader::Run() {
   for (;;) {
@@ -160,7 +170,7 @@ void Reader::Run() {
     pending_->AnswerExpired(PendingPermissions::Clock::now());
     if (!want_read || !(fds[1].revents & (POLLIN | POLLERR | POLLHUP))) continue;
 
-    std::unique_ptr<Batch> batch = ReadBatch();
+    std::unique_ptr<Batch> batch = ReadNow();
     if (!batch) continue;
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -32,6 +32,10 @@ struct Batch {
 // Closes the fds a batch carries; for a batch that will never reach JavaScript.
 void CloseBatchFds(const Batch& batch);
 
+// One non-blocking read() of up to `size` bytes, parsed. Null on EAGAIN; a
+// failed read gives a batch with `error` set.
+std::unique_ptr<Batch> ReadBatch(int group_fd, size_t size);
+
 struct ReaderOptions {
   bool permission_class = false;  // content or pre-content group
   bool allow_self = true;         // answer this process's permission events natively
@@ -50,8 +54,9 @@ class Reader {
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
-  // Reads one batch now if the kernel has events (non-blocking), so a busy
-  // consumer needs no thread hand-off; null when there is nothing to read.
+  // Reads one batch now if the kernel has events (non-blocking), files its
+  // permission events and answers our own; null when there is nothing left to
+  // hand over. The JS thread calls it too, so a busy consumer needs no hand-off.
   std::unique_ptr<Batch> ReadNow();
   // Asks the thread for one more batch (notification groups read nothing until asked).
   void Request();
@@ -61,8 +66,6 @@ class Reader {
   void Run();
   void Wake();
   bool IsSelf(int pid) const;
-  // One read() into a new batch; null on EAGAIN or when every event was ours.
-  std::unique_ptr<Batch> ReadBatch();
   // Files permission events in the pending table, answers our own, and removes
   // the rows of the ones answered here.
   void RoutePermissionEvents(Batch* batch);

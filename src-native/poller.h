@@ -1,0 +1,34 @@
+// A uv_poll_t on the group fd, for notification groups: the JS thread's own
+// event loop waits for the kernel, so a batch costs one wake-up and no thread
+// hand-off. Active only while a read waits (that is the backpressure).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+
+namespace fan {
+
+class Poller {
+ public:
+  // on_readable runs on the loop's thread whenever the fd is readable while started.
+  Poller(uv_loop_t* loop, int fd, std::function<void()> on_readable);  // throws std::system_error
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  void Start();
+  void Stop();
+  void Ref(bool ref);
+  // Stops and closes the handle; libuv frees it in its close callback, so this
+  // must run before the fd is closed, and the Poller may go away at once.
+  void Close();
+
+ private:
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+
+  uv_poll_t* handle_;  // null once closed
+  std::function<void()> on_readable_;
+};
+
+}  // namespace fan
