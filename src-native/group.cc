@@ -34,46 +34,43 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
   unsigned event_f_flags = info[1].As<Napi::Number>().Uint32Value();
   Napi::Object options = info[2].As<Napi::Object>();
   Napi::Function on_batch = info[3].As<Napi::Function>();
-
-  ReaderOptions reader_options;
-  reader_options.permission_class = options.Get("permissionClass").ToBoolean();
-  reader_options.allow_self = options.Get("allowSelf").ToBoolean();
-  reader_options.report_tid = (init_flags & FAN_REPORT_TID) != 0;
-  double timeout_ms = options.Get("timeoutMs").ToNumber().DoubleValue();
-  reader_options.timeout = std::chrono::milliseconds(
-      timeout_ms >= 0 && timeout_ms < 1e12 ? static_cast<int64_t>(timeout_ms) : -1);
+  bool permission_class = options.Get("permissionClass").ToBoolean();
+  buffer_size_ = options.Get("bufferSize").ToNumber().Uint32Value();
   uint32_t default_response = options.Get("defaultResponse").ToNumber().Uint32Value();
-  reader_options.buffer_size = options.Get("bufferSize").ToNumber().Uint32Value();
 
-  // Always non-blocking and close-on-exec: the thread polls, and a child
-  // process must never inherit a group whose events it would not answer.
+  // Always non-blocking and close-on-exec: we poll, and a child process must
+  // never inherit a group whose events it would not answer.
   int fd = fanotify_init(init_flags | FAN_CLOEXEC | FAN_NONBLOCK, event_f_flags);
   if (fd < 0) throw ErrnoError(env, errno, "fanotify_init");
   fd_.reset(fd);
 
-  buffer_size_ = reader_options.buffer_size;
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
+  poller_ = std::make_unique<Poller>(loop, fd, [this] { OnReadable(); });
+  on_batch_ = Napi::Persistent(on_batch);
+  async_context_ = std::make_unique<Napi::AsyncContext>(env, "fanotify");
   pending_ = std::make_unique<PendingPermissions>(fd, default_response);
-  if (!reader_options.permission_class) {
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
-    poller_ = std::make_unique<Poller>(loop, fd, [this] { OnReadable(); });
-    on_batch_ = Napi::Persistent(on_batch);
-    async_context_ = std::make_unique<Napi::AsyncContext>(env, "fanotify");
-    napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
-    cleanup_hook_added_ = true;
-    return;
+
+  if (permission_class) {
+    ReaderOptions reader_options;
+    reader_options.allow_self = options.Get("allowSelf").ToBoolean();
+    reader_options.report_tid = (init_flags & FAN_REPORT_TID) != 0;
+    reader_options.buffer_size = buffer_size_;
+    double timeout_ms = options.Get("timeoutMs").ToNumber().DoubleValue();
+    reader_options.timeout = std::chrono::milliseconds(
+        timeout_ms >= 0 && timeout_ms < 1e12 ? static_cast<int64_t>(timeout_ms) : -1);
+    sink_ = new Sink{this};
+    tsfn_ = Tsfn::New(env, on_batch, "fanotify", 0, 1, sink_,
+                      [](Napi::Env, Sink* sink, Sink*) { delete sink; }, sink_);
+    tsfn_.Unref(env);  // the poller decides whether the loop stays alive
+    Tsfn tsfn = tsfn_;
+    reader_ = std::make_unique<Reader>(fd, pending_.get(), reader_options,
+                                       [tsfn](std::unique_ptr<Batch>& batch) {
+                                         if (tsfn.NonBlockingCall(batch.get()) != napi_ok) return false;
+                                         batch.release();
+                                         return true;
+                                       });
   }
-  sink_ = new Sink{this};
-  tsfn_ = Tsfn::New(env, on_batch, "fanotify", 0, 1, sink_,
-                    [](Napi::Env, Sink* sink, Sink*) { delete sink; }, sink_);
-  tsfn_.Unref(env);  // only a waiting read() keeps the loop alive
-  Tsfn tsfn = tsfn_;
-  reader_ = std::make_unique<Reader>(fd, pending_.get(), reader_options,
-                                     [tsfn](std::unique_ptr<Batch>& batch) {
-                                       if (tsfn.NonBlockingCall(batch.get()) != napi_ok) return false;
-                                       batch.release();
-                                       return true;
-                                     });
   napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
   cleanup_hook_added_ = true;
 }
@@ -94,8 +91,7 @@ void Group::OnEnvCleanup(void* data) {
 void Group::CloseGroup() {
   if (closed_) return;
   closed_ = true;
-  if (poller_) poller_->Close();  // before the fd: libuv still watches it
-  poller_.reset();
+  poller_.reset();        // closes the uv handle, before the fd it watches
   reader_.reset();        // stops and joins the thread
   pending_->AnswerAll();  // with the default, before the fd goes
   if (sink_ != nullptr) {
@@ -103,21 +99,6 @@ void Group::CloseGroup() {
     tsfn_.Abort();        // queued batches are freed with env == nullptr
   }
   fd_.reset();
-}
-
-// The poller saw the fd readable while a read() waits (notification groups).
-void Group::OnReadable() {
-  std::unique_ptr<Batch> batch = ReadBatch(fd_.get(), buffer_size_);
-  if (!batch) return;  // spurious: keep waiting
-  poller_->Stop();
-  read_pending_ = false;
-  Napi::HandleScope scope(env_);
-  try {
-    // MakeCallback: a callback scope, so promises resolved in there settle now.
-    on_batch_.MakeCallback(Value(), {BatchToJs(env_, *batch)}, *async_context_);
-  } catch (const Napi::Error& e) {
-    napi_fatal_exception(env_, e.Value());  // lib's handler does not throw; if it did
-  }
 }
 
 // [errno, bytes, events, records]: what lib/group.ts takes as one batch.
@@ -137,32 +118,37 @@ Napi::Value Group::BatchToJs(Napi::Env env, const Batch& batch) {
   return out;
 }
 
+// A batch the reader thread read (permission groups).
 void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* raw) {
   std::unique_ptr<Batch> batch(raw);
   if (env == nullptr || sink == nullptr || sink->group == nullptr) {
     CloseBatchFds(*batch);
     return;
   }
-  sink->group->Delivered();
+  sink->group->StopWaiting();  // JavaScript reads again if it wants more
   callback.Call({BatchToJs(env, *batch)});
 }
 
-void Group::Delivered() {
-  read_pending_ = false;
-  UpdateRef();
+std::unique_ptr<Batch> Group::ReadNow() {
+  return reader_ ? reader_->ReadNow() : ReadBatch(fd_.get(), buffer_size_);
 }
 
-void Group::UpdateRef() {
-  if (poller_) {
-    poller_->Ref(refed_);  // an active handle holds the loop only when ref'd
-    return;
+void Group::StopWaiting() {
+  if (poller_) poller_->Stop();
+}
+
+// The poller saw the fd readable while a read() waits.
+void Group::OnReadable() {
+  std::unique_ptr<Batch> batch = ReadNow();
+  if (!batch) return;  // taken by the reader thread, or all ours: keep waiting
+  StopWaiting();
+  Napi::HandleScope scope(env_);
+  try {
+    // MakeCallback: a callback scope, so promises resolved in there settle now.
+    on_batch_.MakeCallback(Value(), {BatchToJs(env_, *batch)}, *async_context_);
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env_, e.Value());  // lib's handler does not throw; if it did
   }
-  bool hold = !closed_ && refed_ && read_pending_;
-  if (hold == loop_held_) return;
-  loop_held_ = hold;
-  if (closed_) return;
-  if (hold) tsfn_.Ref(env_);
-  else tsfn_.Unref(env_);
 }
 
 Napi::Value Group::Fd(const Napi::CallbackInfo& info) {
@@ -173,15 +159,8 @@ Napi::Value Group::Fd(const Napi::CallbackInfo& info) {
 // the batch comes later through the onBatch callback.
 Napi::Value Group::Read(const Napi::CallbackInfo& info) {
   if (closed_) return info.Env().Undefined();
-  std::unique_ptr<Batch> batch = reader_ ? reader_->ReadNow() : ReadBatch(fd_.get(), buffer_size_);
-  if (batch) return BatchToJs(info.Env(), *batch);
-  read_pending_ = true;
-  if (poller_) {
-    poller_->Start();
-  } else {
-    UpdateRef();
-    reader_->Request();
-  }
+  if (std::unique_ptr<Batch> batch = ReadNow()) return BatchToJs(info.Env(), *batch);
+  poller_->Start();
   return info.Env().Undefined();
 }
 
@@ -214,15 +193,15 @@ Napi::Value Group::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Whether a waiting read keeps the process alive: the poll handle is active
+// exactly while a read waits, so its ref state is the answer.
 Napi::Value Group::Ref(const Napi::CallbackInfo& info) {
-  refed_ = true;
-  UpdateRef();
+  if (poller_) poller_->Ref(true);
   return info.Env().Undefined();
 }
 
 Napi::Value Group::Unref(const Napi::CallbackInfo& info) {
-  refed_ = false;
-  UpdateRef();
+  if (poller_) poller_->Ref(false);
   return info.Env().Undefined();
 }
 

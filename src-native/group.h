@@ -1,7 +1,8 @@
-// The JavaScript handle of one fanotify group: owns the group fd and how it is
-// read. Notification groups are read on the JS thread's event loop (Poller);
-// permission groups by a reader thread that owns the table of pending
-// permission events and hands batches over through a thread-safe function.
+// The JavaScript handle of one fanotify group: owns the group fd and reads it.
+// The JS thread's loop waits on the fd while an iteration waits for events
+// (Poller): a batch costs one wake-up and no thread hand-off. Permission groups
+// also have a reader thread (see reader.h), which hands what it reads over
+// through a thread-safe function.
 #pragma once
 
 #include <napi.h>
@@ -38,30 +39,26 @@ class Group : public Napi::ObjectWrap<Group> {
   Napi::Value Unref(const Napi::CallbackInfo& info);
 
   static Napi::Value BatchToJs(Napi::Env env, const Batch& batch);
+  std::unique_ptr<Batch> ReadNow();
   void OnReadable();
+  void StopWaiting();
   void CloseGroup();
-  void Delivered();
-  void UpdateRef();
+  static void OnEnvCleanup(void* group);
 
   Napi::Env env_;
   UniqueFd fd_;
-  std::unique_ptr<PendingPermissions> pending_;
   size_t buffer_size_ = 0;
-  // Permission groups:
-  std::unique_ptr<Reader> reader_;
-  Tsfn tsfn_;
-  Sink* sink_ = nullptr;
-  // Notification groups:
+  std::unique_ptr<PendingPermissions> pending_;
   std::unique_ptr<Poller> poller_;
   Napi::FunctionReference on_batch_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
+  // Permission groups only:
+  std::unique_ptr<Reader> reader_;
+  Tsfn tsfn_;
+  Sink* sink_ = nullptr;
 
   bool closed_ = false;
-  bool refed_ = true;           // ref()/unref() from JavaScript
-  bool read_pending_ = false;   // a read() waits for its batch
-  bool loop_held_ = false;      // the tsfn currently keeps the loop alive (permission groups)
   bool cleanup_hook_added_ = false;
-  static void OnEnvCleanup(void* group);
 };
 
 }  // namespace fan

@@ -7,8 +7,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
-#include <stdexcept>
 #include <system_error>
 
 #include "uapi.h"
@@ -18,6 +18,12 @@ namespace {
 
 constexpr uint64_t kPermissionEvents =
     FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
+
+// The reader thread checks the fd this often, backing off while all is quiet.
+// The upper bound is also the longest our own opens wait when the JS thread is
+// blocked in one of them (after a first one, the next wait kMinCheckMs).
+constexpr int kMinCheckMs = 1;
+constexpr int kMaxCheckMs = 64;
 
 uint64_t MaskOf(const int32_t* ev) {
   return static_cast<uint32_t>(ev[kEvMaskLo]) |
@@ -32,12 +38,35 @@ void ClosePidfds(const ParsedBatch& parsed, const int32_t* ev) {
   }
 }
 
+bool Readable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, timeout_ms) > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP));
+}
+
 }  // namespace
 
 void CloseBatchFds(const Batch& batch) {
   std::vector<int> fds;
   CollectFds(batch.parsed, &fds);
   for (int fd : fds) close(fd);
+}
+
+std::unique_ptr<Batch> ReadBatch(int group_fd, size_t size) {
+  auto batch = std::make_unique<Batch>();
+  batch->bytes.resize(size);
+  ssize_t n;
+  do {
+    n = read(group_fd, batch->bytes.data(), batch->bytes.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN) return nullptr;
+    batch->error = errno;
+    batch->bytes.clear();
+    return batch;
+  }
+  batch->bytes.resize(static_cast<size_t>(n));
+  ParseEvents(batch->bytes.data(), batch->bytes.size(), &batch->parsed);
+  return batch;
 }
 
 Reader::Reader(int group_fd, PendingPermissions* pending, ReaderOptions options,
@@ -57,22 +86,11 @@ Reader::~Reader() { Stop(); }
 void Reader::Wake() {
   uint64_t one = 1;
   ssize_t n = write(wake_fd_.get(), &one, sizeof one);
-  (void)n;  // the counter cannot overflow in practice; a full counter still wakes
-}
-
-void Reader::Request() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    demand_ = true;
-  }
-  Wake();
+  (void)n;  // a full counter still wakes
 }
 
 void Reader::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
+  stopping_ = true;
   Wake();
   if (thread_.joinable()) thread_.join();
 }
@@ -113,69 +131,46 @@ void Reader::RoutePermissionEvents(Batch* batch) {
   if (filed && std::this_thread::get_id() != thread_.get_id()) Wake();
 }
 
-std::unique_ptr<Batch> ReadBatch(int group_fd, size_t size) {
-  auto batch = std::make_unique<Batch>();
-  batch->bytes.resize(size);
-  ssize_t n;
-  do {
-    n = read(group_fd, batch->bytes.data(), batch->bytes.size());
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN) return nullptr;
-    batch->error = errno;
-    batch->bytes.clear();
-    return batch;
-  }
-  batch->bytes.resize(static_cast<size_t>(n));
-  ParseEvents(batch->bytes.data(), batch->bytes.size(), &batch->parsed);
-  return batch;
-}
-
 std::unique_ptr<Batch> Reader::ReadNow() {
   std::unique_ptr<Batch> batch = ReadBatch(group_fd_, options_.buffer_size);
   if (!batch || batch->error != 0) return batch;
-  if (options_.permission_class) RoutePermissionEvents(batch.get());
+  reads_++;
+  RoutePermissionEvents(batch.get());
   if (batch->parsed.size() == 0) return nullptr;  // all were our own
   return batch;
 }
 
-
 void Reader::Run() {
-  for (;;) {
-    bool want_read;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return;
-      want_read = demand_ || options_.permission_class;
-    }
-    int timeout_ms = -1;
+  int check_ms = kMinCheckMs;
+  uint64_t reads_seen = 0;
+  while (!stopping_) {
+    int timeout_ms = check_ms;
     auto next = pending_->NextDeadline();
     if (next != PendingPermissions::Clock::time_point::max()) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(
           next - PendingPermissions::Clock::now());
-      timeout_ms = left.count() < 0 ? 0 : static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
+      timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, check_ms));
     }
-    pollfd fds[2] = {{wake_fd_.get(), POLLIN, 0}, {group_fd_, short(want_read ? POLLIN : 0), 0}};
-    int ready = poll(fds, 2, timeout_ms);
-    if (ready < 0 && errno != EINTR) {
-      // Not expected; avoid spinning and let a later wake retry.
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
-    if (fds[0].revents & POLLIN) {
+    // Not on the group fd: waking on every event would race the JS thread.
+    pollfd wake{wake_fd_.get(), POLLIN, 0};
+    if (poll(&wake, 1, timeout_ms) > 0) {
       uint64_t count;
       ssize_t n = read(wake_fd_.get(), &count, sizeof count);
       (void)n;
     }
     pending_->AnswerExpired(PendingPermissions::Clock::now());
-    if (!want_read || !(fds[1].revents & (POLLIN | POLLERR | POLLHUP))) continue;
-
-    std::unique_ptr<Batch> batch = ReadNow();
-    if (!batch) continue;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      demand_ = false;
+    uint64_t reads = reads_;
+    bool progress = reads != reads_seen;
+    reads_seen = reads;
+    if (progress || !Readable(group_fd_, 0)) {
+      check_ms = progress ? kMinCheckMs : std::min(check_ms * 2, kMaxCheckMs);
+      continue;
     }
+    // Unread events and no read since the last check: read them here.
+    check_ms = kMinCheckMs;
+    std::unique_ptr<Batch> batch = ReadNow();
+    reads_seen = reads_;
+    if (!batch) continue;
     if (!deliver_(batch)) CloseBatchFds(*batch);  // permission fds stay with pending_
   }
 }

@@ -1,19 +1,22 @@
-// The thread that reads a fanotify group.
+// Reading a fanotify group: one batch per read(), and, for permission groups,
+// the thread that guarantees every permission event an answer.
 //
-// Notification groups are read on demand only (Request), so when JavaScript stops
-// consuming, the backlog stays in the kernel queue, not in our memory.
-// Permission groups are read all the time: the thread must see this process's
-// own events (answered "allow" at once, since the JS thread may be the one
-// blocked in open()) and must answer events whose deadline passed, whatever the
-// JS thread is doing. No N-API in here.
+// Notification groups are read by the JS thread's loop only (see poller.h).
+// Permission groups are read by the JS thread too, while it waits for events
+// (no hand-off: the lowest latency), but a reader thread also checks the fd,
+// often while events flow and less often while all is quiet: when events stay
+// unread and nobody read since its last check, the JS thread is busy or blocked
+// (perhaps in one of our own opens), and the thread reads them itself: it
+// answers this process's own events "allow" at once and hands the rest over.
+// It also answers events whose deadline passed, whatever the JS thread is
+// doing. No N-API in here.
 #pragma once
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -37,16 +40,15 @@ void CloseBatchFds(const Batch& batch);
 std::unique_ptr<Batch> ReadBatch(int group_fd, size_t size);
 
 struct ReaderOptions {
-  bool permission_class = false;  // content or pre-content group
-  bool allow_self = true;         // answer this process's permission events natively
-  bool report_tid = false;        // event pid is a thread id
+  bool allow_self = true;   // answer this process's permission events natively
+  bool report_tid = false;  // event pid is a thread id
   std::chrono::milliseconds timeout{5000};  // for permission events; <0: none
-  size_t buffer_size = 64 * 1024;
+  size_t buffer_size = 4096;
 };
 
 class Reader {
  public:
-  // deliver() takes the batch, or returns it (false) when it cannot be delivered.
+  // deliver() takes the batch, or leaves it (false) when it cannot be delivered.
   using Deliver = std::function<bool(std::unique_ptr<Batch>&)>;
 
   Reader(int group_fd, PendingPermissions* pending, ReaderOptions options, Deliver deliver);
@@ -56,10 +58,8 @@ class Reader {
 
   // Reads one batch now if the kernel has events (non-blocking), files its
   // permission events and answers our own; null when there is nothing left to
-  // hand over. The JS thread calls it too, so a busy consumer needs no hand-off.
+  // hand over. Called by the JS thread and by the reader thread.
   std::unique_ptr<Batch> ReadNow();
-  // Asks the thread for one more batch (notification groups read nothing until asked).
-  void Request();
   void Stop();
 
  private:
@@ -76,10 +76,8 @@ class Reader {
   Deliver deliver_;
   UniqueFd wake_fd_;
   pid_t self_pid_;
-
-  std::mutex mu_;
-  bool demand_ = false;
-  bool stopping_ = false;
+  std::atomic<uint64_t> reads_{0};  // batches read, by either thread
+  std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
 
