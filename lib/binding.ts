@@ -22,6 +22,10 @@ export interface NativeGroup {
   /** 0 when answered, ENOENT when not pending, else the kernel's errno. */
   respond(token: number, response: number, info?: Buffer): number;
   answerPending(): void;
+  /** JavaScript is done with an event fd or pidfd (token: its permission event, or 0). */
+  release(fd: number, token: number): void;
+  /** The caller owns the fd from now on; false if it was not the group's. */
+  keep(fd: number): boolean;
   pendingCount(): number;
   close(): void;
   ref(): void;

@@ -21,9 +21,13 @@ export interface Batch {
   records: Int32Array;
 }
 
-/** What the event needs from its group. */
+/** What the event needs from its group, which owns every fd it hands over. */
 export interface EventOwner {
   respond(token: number, decision: Decision, audit: boolean): void;
+  /** Done with an fd: closed now, or with the answer of a pending permission event. */
+  release(fd: number, token: number): void;
+  /** The caller takes the fd over. */
+  keep(fd: number): boolean;
 }
 
 export interface RawRecord {
@@ -147,7 +151,8 @@ export class FanotifyEvent {
       throw stateError('ERR_ALREADY_RESPONDED', 'this permission event was answered already; respond() may be called once');
     this.#owner.respond(this.#token, decision, options.audit === true);
     this.#responded = true;
-    this.fd = null;  // the answer closed it
+    if (this.fd !== null && !this.#fdKept) this.#owner.release(this.fd, this.#token);
+    this.fd = null;
   }
 
   /** A FAN_Q_OVERFLOW event made here, for events the library had to drop. */
@@ -163,7 +168,6 @@ export class FanotifyEvent {
   _answerDefault(native: { respond(token: number, response: number): number }, response: number): void {
     if (this.#token !== 0 && !this.#responded) native.respond(this.#token, response);
     this.#responded = true;
-    this.fd = null;
   }
 
   /** Marks the event answered by the group (close, break, timeout) without an answer from us. */
@@ -174,7 +178,9 @@ export class FanotifyEvent {
   /** Takes ownership of the event fd; the caller must close it. */
   keepFd(): number | null {
     if (this.fd === null) return null;
-    if (this.#token !== 0) return binding.dup(this.fd);  // a permission event's fd closes with its answer
+    // A permission event's answer names its fd: the caller gets a copy.
+    if (this.#token !== 0) return binding.dup(this.fd);
+    if (!this.#fdKept && !this.#owner?.keep(this.fd)) return null;
     this.#fdKept = true;
     return this.fd;
   }
@@ -183,20 +189,19 @@ export class FanotifyEvent {
   keepPidfd(): number | null {
     const pidfd = this.pidfd;
     if (pidfd === null || pidfd === undefined) return null;
+    if (!this.#pidfdKept && !this.#owner?.keep(pidfd)) return null;
     this.#pidfdKept = true;
     return pidfd;
   }
 
-  /** End of the iteration step: close what was not kept. */
+  /** End of the iteration step: give back what was not kept. */
   _release(): void {
-    if (this.fd !== null && this.#token === 0 && !this.#fdKept) binding.closeFd(this.fd);
-    if (this.#token === 0 || this.#responded) this.fd = null;
+    if (this.fd !== null && !this.#fdKept) this.#owner?.release(this.fd, this.#token);
+    this.fd = null;
     if (!this.#reportsPidfd) return;
     const pidfd = this.#decode().pidfd;
-    if (typeof pidfd === 'number' && !this.#pidfdKept) {
-      binding.closeFd(pidfd);
-      this.#records.pidfd = null;
-    }
+    if (typeof pidfd === 'number' && !this.#pidfdKept) this.#owner?.release(pidfd, 0);
+    this.#records.pidfd = null;
   }
 
   toJSON(): Record<string, unknown> {

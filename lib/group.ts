@@ -64,7 +64,12 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     } catch (err) {
       throw fromNative(err, { details: `class '${cfg.groupClass}', flags 0x${cfg.initFlags.toString(16)}` });
     }
-    this.#owner = { respond: (token, decision, audit) => this.#respond(token, decision, audit) };
+    const native = this.#native;
+    this.#owner = {
+      respond: (token, decision, audit) => this.#respond(token, decision, audit),
+      release: (fd, token) => native.release(fd, token),
+      keep: (fd) => native.keep(fd),
+    };
   }
 
   /** The fanotify fd (-1 once closed). */

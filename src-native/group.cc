@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sys/fanotify.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "uapi.h"
@@ -25,6 +26,8 @@ Napi::Function Group::Define(Napi::Env env) {
                          InstanceMethod<&Group::Close>("close"),
                          InstanceMethod<&Group::Ref>("ref"),
                          InstanceMethod<&Group::Unref>("unref"),
+                         InstanceMethod<&Group::Release>("release"),
+                         InstanceMethod<&Group::Keep>("keep"),
                      });
 }
 
@@ -85,24 +88,31 @@ Group::~Group() {
 void Group::OnEnvCleanup(void* data) {
   auto* group = static_cast<Group*>(data);
   group->cleanup_hook_added_ = false;
-  group->CloseGroup();
+  group->CloseGroup(true);
 }
 
-void Group::CloseGroup() {
+void Group::CloseGroup(bool teardown) {
   if (closed_) return;
   closed_ = true;
-  poller_.reset();        // closes the uv handle, before the fd it watches
+  // The uv handle goes before the fd it watches.
+  if (teardown) poller_->CloseForTeardown();
+  poller_.reset();
   reader_.reset();        // stops and joins the thread
-  pending_->AnswerAll();  // with the default, before the fd goes
+  pending_->AnswerAll();  // with the default, while every event fd is open
   if (sink_ != nullptr) {
     sink_->group = nullptr;
     tsfn_.Abort();        // queued batches are freed with env == nullptr
   }
+  for (int fd : live_fds_) close(fd);
+  live_fds_.clear();
   fd_.reset();
 }
 
 // [errno, bytes, events, records]: what lib/group.ts takes as one batch.
 Napi::Value Group::BatchToJs(Napi::Env env, const Batch& batch) {
+  std::vector<int> fds;
+  CollectFds(batch.parsed, &fds);
+  live_fds_.insert(fds.begin(), fds.end());
   auto out = Napi::Array::New(env, 4);
   out.Set(0u, Napi::Number::New(env, batch.error));
   if (batch.error == 0) {
@@ -125,8 +135,14 @@ void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* ra
     CloseBatchFds(*batch);
     return;
   }
-  sink->group->StopWaiting();  // JavaScript reads again if it wants more
-  callback.Call({BatchToJs(env, *batch)});
+  Group* group = sink->group;
+  group->StopWaiting();  // JavaScript reads again if it wants more
+  try {
+    callback.Call({group->BatchToJs(env, *batch)});
+  } catch (const Napi::Error&) {
+    // JavaScript cannot run any more (a Worker being terminated); its fds are
+    // in live_fds_ and close with the group, its permission events with it too.
+  }
 }
 
 std::unique_ptr<Batch> Group::ReadNow() {
@@ -146,8 +162,9 @@ void Group::OnReadable() {
   try {
     // MakeCallback: a callback scope, so promises resolved in there settle now.
     on_batch_.MakeCallback(Value(), {BatchToJs(env_, *batch)}, *async_context_);
-  } catch (const Napi::Error& e) {
-    napi_fatal_exception(env_, e.Value());  // lib's handler does not throw; if it did
+  } catch (const Napi::Error&) {
+    // As in CallJs: only when JavaScript cannot run any more (lib's handler
+    // does not throw); the batch's fds and events close with the group.
   }
 }
 
@@ -203,6 +220,23 @@ Napi::Value Group::Ref(const Napi::CallbackInfo& info) {
 Napi::Value Group::Unref(const Napi::CallbackInfo& info) {
   if (poller_) poller_->Ref(false);
   return info.Env().Undefined();
+}
+
+// release(fd, token): JavaScript is done with an event fd (or pidfd). A
+// permission event's fd waits for its answer, then closes with it.
+Napi::Value Group::Release(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  uint32_t token = info[1].As<Napi::Number>().Uint32Value();
+  if (live_fds_.erase(fd) == 0) return info.Env().Undefined();  // not ours (any more)
+  if (token != 0 && !closed_ && pending_->ReleaseWhenAnswered(token)) return info.Env().Undefined();
+  close(fd);
+  return info.Env().Undefined();
+}
+
+// keep(fd) -> whether the fd was ours: the caller owns it from now on.
+Napi::Value Group::Keep(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  return Napi::Boolean::New(info.Env(), live_fds_.erase(fd) > 0);
 }
 
 }  // namespace fan

@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <unordered_set>
 
 #include "pending.h"
 #include "poller.h"
@@ -37,12 +38,15 @@ class Group : public Napi::ObjectWrap<Group> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
+  Napi::Value Release(const Napi::CallbackInfo& info);
+  Napi::Value Keep(const Napi::CallbackInfo& info);
 
-  static Napi::Value BatchToJs(Napi::Env env, const Batch& batch);
+  // Hands a batch to JavaScript: from here its fds are ours until released.
+  Napi::Value BatchToJs(Napi::Env env, const Batch& batch);
   std::unique_ptr<Batch> ReadNow();
   void OnReadable();
   void StopWaiting();
-  void CloseGroup();
+  void CloseGroup(bool teardown = false);
   static void OnEnvCleanup(void* group);
 
   Napi::Env env_;
@@ -57,6 +61,9 @@ class Group : public Napi::ObjectWrap<Group> {
   Tsfn tsfn_;
   Sink* sink_ = nullptr;
 
+  // Event fds and pidfds handed to JavaScript and not released or kept yet:
+  // closed with the group, so a terminated Worker leaks none.
+  std::unordered_set<int> live_fds_;
   bool closed_ = false;
   bool cleanup_hook_added_ = false;
 };

@@ -160,8 +160,7 @@ void ParseEvents(const uint8_t* data, size_t len, ParsedBatch* out) {
 void CollectFds(const ParsedBatch& batch, std::vector<int>* fds) {
   for (size_t i = 0; i < batch.size(); i++) {
     const int32_t* ev = batch.event(i);
-    // A permission event's fd belongs to the pending table (it has a token).
-    if (ev[kEvFd] >= 0 && ev[kEvToken] == 0) fds->push_back(ev[kEvFd]);
+    if (ev[kEvFd] >= 0) fds->push_back(ev[kEvFd]);
     for (int32_t r = 0; r < ev[kEvRecordCount]; r++) {
       const int32_t* rec = &batch.records[(ev[kEvFirstRecord] + r) * kRecordStride];
       if (rec[kRecType] == FAN_EVENT_INFO_TYPE_PIDFD && rec[kRecValid] && rec[kRecA] >= 0)

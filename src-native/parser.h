@@ -67,9 +67,7 @@ struct ParsedBatch {
 // Parses every event in data[0, len). Never reads outside that span.
 void ParseEvents(const uint8_t* data, size_t len, ParsedBatch* out);
 
-// Every fd the batch hands to its receiver: event fds and pidfds, but not the fds
-// of permission events (those with a token), which the pending table owns. Used
-// to close them when a batch cannot be delivered.
+// Every fd the batch hands to its receiver: event fds and pidfds.
 void CollectFds(const ParsedBatch& batch, std::vector<int>* fds);
 
 }  // namespace fan

@@ -55,15 +55,18 @@ uint32_t PendingPermissions::Add(int event_fd, Clock::time_point deadline) {
   return token;
 }
 
-int PendingPermissions::WriteLocked(int fd, uint32_t response, const void* info,
+int PendingPermissions::WriteLocked(const Entry& entry, uint32_t response, const void* info,
                                     size_t info_len) {
-  fanotify_response base{fd, response};
+  fanotify_response base{entry.fd, response};
   iovec iov[2] = {{&base, sizeof base}, {const_cast<void*>(info), info_len}};
   ssize_t n;
   do {
     n = writev(group_fd_, iov, info_len ? 2 : 1);
   } while (n < 0 && errno == EINTR);
-  return n < 0 ? errno : 0;
+  int err = n < 0 ? errno : 0;
+  // ENOENT from the kernel: the waiter is gone (killed); the event is over too.
+  if ((err == 0 || err == ENOENT) && entry.close_on_answer) close(entry.fd);
+  return err;
 }
 
 int PendingPermissions::Answer(uint32_t token, uint32_t response, const void* info,
@@ -71,20 +74,33 @@ int PendingPermissions::Answer(uint32_t token, uint32_t response, const void* in
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(token);
   if (it == entries_.end()) return ENOENT;
-  int err = WriteLocked(it->second.fd, response, info, info_len);
-  // ENOENT from the kernel: the waiter is gone (killed); the event is over too.
-  if (err != 0 && err != ENOENT) return err;
-  close(it->second.fd);
+  int err = WriteLocked(it->second, response, info, info_len);
+  if (err != 0 && err != ENOENT) return err;  // refused: still pending
   entries_.erase(it);
   return 0;
+}
+
+void PendingPermissions::AnswerDefault(uint32_t token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(token);
+  if (it == entries_.end()) return;
+  WriteLocked(it->second, default_response_, nullptr, 0);
+  entries_.erase(it);
+}
+
+bool PendingPermissions::ReleaseWhenAnswered(uint32_t token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(token);
+  if (it == entries_.end()) return false;
+  it->second.close_on_answer = true;
+  return true;
 }
 
 void PendingPermissions::AnswerExpired(Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.deadline <= now) {
-      WriteLocked(it->second.fd, default_response_, nullptr, 0);
-      close(it->second.fd);
+      WriteLocked(it->second, default_response_, nullptr, 0);
       it = entries_.erase(it);
     } else {
       ++it;
@@ -92,17 +108,10 @@ void PendingPermissions::AnswerExpired(Clock::time_point now) {
   }
 }
 
-void PendingPermissions::AnswerAllLocked() {
-  for (auto& [token, entry] : entries_) {
-    WriteLocked(entry.fd, default_response_, nullptr, 0);
-    close(entry.fd);
-  }
-  entries_.clear();
-}
-
 void PendingPermissions::AnswerAll() {
   std::lock_guard<std::mutex> lock(mu_);
-  AnswerAllLocked();
+  for (auto& [token, entry] : entries_) WriteLocked(entry, default_response_, nullptr, 0);
+  entries_.clear();
 }
 
 PendingPermissions::Clock::time_point PendingPermissions::NextDeadline() {

@@ -4,7 +4,12 @@
 // is the one place that guarantees an answer: from JavaScript (Answer), when the
 // deadline passes (AnswerExpired, called by the reader thread even while the JS
 // thread is blocked), and when the group closes, the env is torn down or the
-// process exits (AnswerAll). Every answer closes the event fd.
+// process exits (AnswerAll).
+//
+// The event fd is not closed by an answer while JavaScript may still use it
+// (ev.fd must never come to name another file): the Group closes it when the
+// event is released. An event released before its answer is closed here, on
+// the answer (ReleaseWhenAnswered).
 #pragma once
 
 #include <chrono>
@@ -23,14 +28,19 @@ class PendingPermissions {
   PendingPermissions(const PendingPermissions&) = delete;
   PendingPermissions& operator=(const PendingPermissions&) = delete;
 
-  // Takes ownership of the event fd. Returns the token JavaScript answers with;
-  // tokens are never reused, so a late answer cannot hit a newer event whose fd
-  // number happens to be the same.
+  // Files an event. Returns the token JavaScript answers with; tokens are
+  // never reused, so a late answer cannot hit a newer event whose fd number
+  // happens to be the same.
   uint32_t Add(int event_fd, Clock::time_point deadline);
 
   // Returns 0 when answered, ENOENT when the token is not pending (answered
   // already), or the errno of the kernel's refusal (the event stays pending).
   int Answer(uint32_t token, uint32_t response, const void* info, size_t info_len);
+  // Answers with the default; for events that will never reach JavaScript.
+  void AnswerDefault(uint32_t token);
+  // Nobody will look at the fd again: close it with the answer. False when
+  // the token was answered already (then the caller closes the fd).
+  bool ReleaseWhenAnswered(uint32_t token);
 
   void AnswerExpired(Clock::time_point now);
   void AnswerAll();
@@ -42,10 +52,10 @@ class PendingPermissions {
   struct Entry {
     int fd;
     Clock::time_point deadline;
+    bool close_on_answer = false;
   };
-  // Writes the response and closes the fd. Caller holds mu_.
-  int WriteLocked(int fd, uint32_t response, const void* info, size_t info_len);
-  void AnswerAllLocked();
+  // Writes the response (and closes the fd if released). Caller holds mu_.
+  int WriteLocked(const Entry& entry, uint32_t response, const void* info, size_t info_len);
   static void AnswerAllAtExit();
 
   std::mutex mu_;

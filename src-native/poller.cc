@@ -40,6 +40,14 @@ void Poller::Close() {
   handle_ = nullptr;
 }
 
+void Poller::CloseForTeardown() {
+  if (handle_ == nullptr) return;
+  uv_poll_stop(handle_);
+  handle_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_), nullptr);
+  handle_ = nullptr;
+}
+
 void Poller::OnPoll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Poller*>(handle->data);
   // On an error status the read reports it; either way the owner reads now.

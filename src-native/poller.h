@@ -23,6 +23,10 @@ class Poller {
   // Stops and closes the handle; libuv frees it in its close callback, so this
   // must run before the fd is closed, and the Poller may go away at once.
   void Close();
+  // The same while the env is torn down (a Worker terminated): Node may unload
+  // the addon before libuv would run a close callback of ours, so there is
+  // none, and the handle (a few dozen bytes) is left to the dying loop.
+  void CloseForTeardown();
 
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);

@@ -171,7 +171,12 @@ void Reader::Run() {
     std::unique_ptr<Batch> batch = ReadNow();
     reads_seen = reads_;
     if (!batch) continue;
-    if (!deliver_(batch)) CloseBatchFds(*batch);  // permission fds stay with pending_
+    if (!deliver_(batch)) {
+      // Only while closing: nobody will see these events.
+      for (size_t i = 0; i < batch->parsed.size(); i++)
+        if (uint32_t token = batch->parsed.event(i)[kEvToken]) pending_->AnswerDefault(token);
+      CloseBatchFds(*batch);
+    }
   }
 }
 

@@ -33,6 +33,7 @@ struct Batch {
 };
 
 // Closes the fds a batch carries; for a batch that will never reach JavaScript.
+// Its permission events must have been answered already.
 void CloseBatchFds(const Batch& batch);
 
 // One non-blocking read() of up to `size` bytes, parsed. Null on EAGAIN; a

@@ -349,10 +349,10 @@ describeRoot('permission events', () => {
       }
     });
 
-    // BUG (see report): when the native timeout answers, it closes the event fd,
-    // but ev.fd keeps the number. The next open() in this process reuses it, so
-    // ev.fd / ev.path / ev.keepFd() then name an unrelated file.
-    test.failing('after the timeout answered, ev.fd never names a recycled, unrelated fd', async () => {
+    // A native answer (timeout) must not close an fd JavaScript still holds:
+    // the next open() in this process would reuse the number, and ev.fd,
+    // ev.path and ev.keepFd() would then name an unrelated file.
+    test('after the timeout answered, ev.fd never names a recycled, unrelated fd', async () => {
       const other = path.join(dir, 'unrelated');
       fs.writeFileSync(other, 'x');
       const fan = contentGroup(dir, { timeoutMs: 300, default: 'deny' });
@@ -542,9 +542,9 @@ describeRoot('permission events', () => {
     // Notification event fds are process-wide; the events a terminated Worker
     // had read (in its loop body, or queued in its JavaScript) must not leave
     // their fds open in the process.
-    // BUG (see report): they do; env cleanup closes the group but not the fds
-    // already handed to JavaScript, and no JavaScript runs to release them.
-    test.failing('terminating a Worker with notification events queued in JavaScript leaks no event fds', async () => {
+    // The group owns every fd it hands over until released, and env cleanup
+    // closes them with it (no JavaScript runs then to release them).
+    test('terminating a Worker with notification events queued in JavaScript leaks no event fds', async () => {
       const { r, lines: out } = await harness(['stall', dir], 20_000);
       expectClean(r);
       const last = out[out.length - 1];
