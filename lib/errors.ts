@@ -33,7 +33,7 @@ const HINTS: Readonly<Record<string, string>> = {
   'fanotify_mark:EACCES': 'read access to the path is needed to mark it.',
   'fanotify_mark:ENOENT': 'the path does not exist.',
   'fanotify_mark:EISDIR':
-    'an ignore mark on a directory must say whether it applies to the directory itself or its children: add onDir and/or eventOnChild to the events.',
+    'an ignore mark on a directory must survive modification (add ignoreSurviveModify: true) and say whether it applies to the directory itself or its children (onDir, eventOnChild in the events).',
   'fanotify_mark:ENOTDIR': 'onlyDir was given but the path is not a directory.',
   'fanotify_mark:EXDEV':
     'the filesystem refuses this mark: a btrfs subvolume (or another filesystem whose objects have a different fsid than its root) cannot be marked by a group that reports file ids; mark the subvolume root or use a group without report.fid.',

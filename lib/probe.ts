@@ -65,6 +65,8 @@ export function probe(): Features {
 
   // A private directory to mark: inode marks on it disturb nobody.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-probe-'));
+  const file = path.join(dir, 'file');
+  fs.writeFileSync(file, '');
   // Pre-content needs a filesystem that supports it; the root filesystem is the
   // best guess (the temp dir is often tmpfs, which refuses).
   try {
@@ -113,7 +115,7 @@ export function probe(): Features {
       },
       markFlags: {
         evictable: canMark(C.FAN_CLASS_NOTIF, C.FAN_MARK_EVICTABLE, C.FAN_OPEN, dir),
-        ignore: canMark(C.FAN_CLASS_NOTIF, C.FAN_MARK_IGNORE, C.FAN_OPEN | C.FAN_ONDIR | C.FAN_EVENT_ON_CHILD, dir),
+        ignore: canMark(C.FAN_CLASS_NOTIF, C.FAN_MARK_IGNORE, C.FAN_OPEN, file),
       },
       events,
       records: {

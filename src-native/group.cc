@@ -38,7 +38,8 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
   Napi::Object options = info[2].As<Napi::Object>();
   Napi::Function on_batch = info[3].As<Napi::Function>();
   bool permission_class = options.Get("permissionClass").ToBoolean();
-  buffer_size_ = options.Get("bufferSize").ToNumber().Uint32Value();
+  size_t buffer_size = options.Get("bufferSize").ToNumber().Uint32Value();
+  scratch_.resize(buffer_size);
   uint32_t default_response = options.Get("defaultResponse").ToNumber().Uint32Value();
 
   // Always non-blocking and close-on-exec: we poll, and a child process must
@@ -58,7 +59,7 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
     ReaderOptions reader_options;
     reader_options.allow_self = options.Get("allowSelf").ToBoolean();
     reader_options.report_tid = (init_flags & FAN_REPORT_TID) != 0;
-    reader_options.buffer_size = buffer_size_;
+    reader_options.buffer_size = buffer_size;
     double timeout_ms = options.Get("timeoutMs").ToNumber().DoubleValue();
     reader_options.timeout = std::chrono::milliseconds(
         timeout_ms >= 0 && timeout_ms < 1e12 ? static_cast<int64_t>(timeout_ms) : -1);
@@ -136,7 +137,7 @@ void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* ra
     return;
   }
   Group* group = sink->group;
-  group->StopWaiting();  // JavaScript reads again if it wants more
+  group->read_pending_ = false;  // JavaScript reads again if it wants more
   try {
     callback.Call({group->BatchToJs(env, *batch)});
   } catch (const Napi::Error&) {
@@ -146,18 +147,20 @@ void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* ra
 }
 
 std::unique_ptr<Batch> Group::ReadNow() {
-  return reader_ ? reader_->ReadNow() : ReadBatch(fd_.get(), buffer_size_);
+  return reader_ ? reader_->ReadNow(scratch_) : ReadBatch(fd_.get(), scratch_);
 }
 
-void Group::StopWaiting() {
-  if (poller_) poller_->Stop();
-}
-
-// The poller saw the fd readable while a read() waits.
+// The poller saw the fd readable. The poller stays active between reads that
+// follow each other (starting and stopping it costs epoll_ctl calls), and
+// stops here, lazily, when nobody asked for more: that is the backpressure.
 void Group::OnReadable() {
+  if (!read_pending_) {
+    poller_->Stop();
+    return;
+  }
   std::unique_ptr<Batch> batch = ReadNow();
   if (!batch) return;  // taken by the reader thread, or all ours: keep waiting
-  StopWaiting();
+  read_pending_ = false;
   Napi::HandleScope scope(env_);
   try {
     // MakeCallback: a callback scope, so promises resolved in there settle now.
@@ -176,8 +179,10 @@ Napi::Value Group::Fd(const Napi::CallbackInfo& info) {
 // the batch comes later through the onBatch callback.
 Napi::Value Group::Read(const Napi::CallbackInfo& info) {
   if (closed_) return info.Env().Undefined();
+  // Events already queued are read at once, without a loop turn.
   if (std::unique_ptr<Batch> batch = ReadNow()) return BatchToJs(info.Env(), *batch);
   poller_->Start();
+  read_pending_ = true;
   return info.Env().Undefined();
 }
 

@@ -45,13 +45,12 @@ class Group : public Napi::ObjectWrap<Group> {
   Napi::Value BatchToJs(Napi::Env env, const Batch& batch);
   std::unique_ptr<Batch> ReadNow();
   void OnReadable();
-  void StopWaiting();
   void CloseGroup(bool teardown = false);
   static void OnEnvCleanup(void* group);
 
   Napi::Env env_;
   UniqueFd fd_;
-  size_t buffer_size_ = 0;
+  std::vector<uint8_t> scratch_;  // the JS thread's read() buffer
   std::unique_ptr<PendingPermissions> pending_;
   std::unique_ptr<Poller> poller_;
   Napi::FunctionReference on_batch_;
@@ -64,6 +63,7 @@ class Group : public Napi::ObjectWrap<Group> {
   // Event fds and pidfds handed to JavaScript and not released or kept yet:
   // closed with the group, so a terminated Worker leaks none.
   std::unordered_set<int> live_fds_;
+  bool read_pending_ = false;  // JavaScript waits for a batch
   bool closed_ = false;
   bool cleanup_hook_added_ = false;
 };

@@ -17,12 +17,14 @@ Poller::Poller(uv_loop_t* loop, int fd, std::function<void()> on_readable)
 Poller::~Poller() { Close(); }
 
 void Poller::Start() {
-  if (handle_ == nullptr) return;
-  uv_poll_start(handle_, UV_READABLE, OnPoll);
+  if (handle_ == nullptr || active_) return;
+  active_ = uv_poll_start(handle_, UV_READABLE, OnPoll) == 0;
 }
 
 void Poller::Stop() {
-  if (handle_ != nullptr) uv_poll_stop(handle_);
+  if (handle_ == nullptr || !active_) return;
+  uv_poll_stop(handle_);
+  active_ = false;
 }
 
 void Poller::Ref(bool ref) {
@@ -38,6 +40,7 @@ void Poller::Close() {
   uv_close(reinterpret_cast<uv_handle_t*>(handle_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
   handle_ = nullptr;
+  active_ = false;
 }
 
 void Poller::CloseForTeardown() {
@@ -46,6 +49,7 @@ void Poller::CloseForTeardown() {
   handle_->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(handle_), nullptr);
   handle_ = nullptr;
+  active_ = false;
 }
 
 void Poller::OnPoll(uv_poll_t* handle, int status, int events) {

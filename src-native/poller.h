@@ -1,6 +1,5 @@
-// A uv_poll_t on the group fd, for notification groups: the JS thread's own
-// event loop waits for the kernel, so a batch costs one wake-up and no thread
-// hand-off. Active only while a read waits (that is the backpressure).
+// A uv_poll_t on the group fd: the JS thread's own event loop waits for the
+// kernel, so a batch costs one wake-up and no thread hand-off.
 #pragma once
 
 #include <uv.h>
@@ -19,6 +18,7 @@ class Poller {
 
   void Start();
   void Stop();
+  bool active() const { return active_; }
   void Ref(bool ref);
   // Stops and closes the handle; libuv frees it in its close callback, so this
   // must run before the fd is closed, and the Poller may go away at once.
@@ -32,6 +32,7 @@ class Poller {
   static void OnPoll(uv_poll_t* handle, int status, int events);
 
   uv_poll_t* handle_;  // null once closed
+  bool active_ = false;
   std::function<void()> on_readable_;
 };
 

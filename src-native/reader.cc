@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <system_error>
 
@@ -51,20 +52,18 @@ void CloseBatchFds(const Batch& batch) {
   for (int fd : fds) close(fd);
 }
 
-std::unique_ptr<Batch> ReadBatch(int group_fd, size_t size) {
-  auto batch = std::make_unique<Batch>();
-  batch->bytes.resize(size);
+std::unique_ptr<Batch> ReadBatch(int group_fd, std::vector<uint8_t>& scratch) {
   ssize_t n;
   do {
-    n = read(group_fd, batch->bytes.data(), batch->bytes.size());
+    n = read(group_fd, scratch.data(), scratch.size());
   } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return nullptr;
+  auto batch = std::make_unique<Batch>();
   if (n < 0) {
-    if (errno == EAGAIN) return nullptr;
     batch->error = errno;
-    batch->bytes.clear();
     return batch;
   }
-  batch->bytes.resize(static_cast<size_t>(n));
+  batch->bytes.assign(scratch.begin(), scratch.begin() + n);
   ParseEvents(batch->bytes.data(), batch->bytes.size(), &batch->parsed);
   return batch;
 }
@@ -107,7 +106,7 @@ void Reader::RoutePermissionEvents(Batch* batch) {
                       ? PendingPermissions::Clock::time_point::max()
                       : PendingPermissions::Clock::now() + options_.timeout;
   size_t kept = 0;
-  bool filed = false;
+  bool wake = false;
   for (size_t i = 0; i < parsed.size(); i++) {
     int32_t* ev = parsed.event(i);
     if ((MaskOf(ev) & kPermissionEvents) && ev[kEvFd] >= 0) {
@@ -120,19 +119,19 @@ void Reader::RoutePermissionEvents(Batch* batch) {
         continue;  // our own access: not shown to JavaScript
       }
       ev[kEvToken] = static_cast<int32_t>(pending_->Add(ev[kEvFd], deadline));
-      filed = true;
+      wake = wake || deadline.time_since_epoch().count() < next_wakeup_;
     }
     if (kept != i) std::memcpy(parsed.event(kept), ev, sizeof(int32_t) * kEventStride);
     kept++;
   }
   parsed.events.resize(kept * kEventStride);
-  // Read on the JS thread: the reader thread must learn of the new deadline,
-  // or it sleeps in poll() past it.
-  if (filed && std::this_thread::get_id() != thread_.get_id()) Wake();
+  // Read on the JS thread: the reader thread must learn of a deadline earlier
+  // than its next wake-up, or it sleeps in poll() past it.
+  if (wake && std::this_thread::get_id() != thread_.get_id()) Wake();
 }
 
-std::unique_ptr<Batch> Reader::ReadNow() {
-  std::unique_ptr<Batch> batch = ReadBatch(group_fd_, options_.buffer_size);
+std::unique_ptr<Batch> Reader::ReadNow(std::vector<uint8_t>& scratch) {
+  std::unique_ptr<Batch> batch = ReadBatch(group_fd_, scratch);
   if (!batch || batch->error != 0) return batch;
   reads_++;
   RoutePermissionEvents(batch.get());
@@ -141,9 +140,12 @@ std::unique_ptr<Batch> Reader::ReadNow() {
 }
 
 void Reader::Run() {
+  std::vector<uint8_t> scratch(options_.buffer_size);
   int check_ms = kMinCheckMs;
   uint64_t reads_seen = 0;
   while (!stopping_) {
+    // Until the sleep below is computed, any newly filed event wakes us.
+    next_wakeup_ = INT64_MAX;
     int timeout_ms = check_ms;
     auto next = pending_->NextDeadline();
     if (next != PendingPermissions::Clock::time_point::max()) {
@@ -151,6 +153,8 @@ void Reader::Run() {
           next - PendingPermissions::Clock::now());
       timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, check_ms));
     }
+    next_wakeup_ = (PendingPermissions::Clock::now() + std::chrono::milliseconds(timeout_ms))
+                       .time_since_epoch().count();
     // Not on the group fd: waking on every event would race the JS thread.
     pollfd wake{wake_fd_.get(), POLLIN, 0};
     if (poll(&wake, 1, timeout_ms) > 0) {
@@ -168,7 +172,7 @@ void Reader::Run() {
     }
     // Unread events and no read since the last check: read them here.
     check_ms = kMinCheckMs;
-    std::unique_ptr<Batch> batch = ReadNow();
+    std::unique_ptr<Batch> batch = ReadNow(scratch);
     reads_seen = reads_;
     if (!batch) continue;
     if (!deliver_(batch)) {

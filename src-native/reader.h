@@ -36,9 +36,11 @@ struct Batch {
 // Its permission events must have been answered already.
 void CloseBatchFds(const Batch& batch);
 
-// One non-blocking read() of up to `size` bytes, parsed. Null on EAGAIN; a
-// failed read gives a batch with `error` set.
-std::unique_ptr<Batch> ReadBatch(int group_fd, size_t size);
+// One non-blocking read() into `scratch` (its size is the most read at once),
+// parsed into a batch of exactly the bytes read. Null on EAGAIN; a failed read
+// gives a batch with `error` set. The scratch buffer is reused across calls:
+// allocating and zeroing 64 KiB per read would cost more than the read.
+std::unique_ptr<Batch> ReadBatch(int group_fd, std::vector<uint8_t>& scratch);
 
 struct ReaderOptions {
   bool allow_self = true;   // answer this process's permission events natively
@@ -59,8 +61,9 @@ class Reader {
 
   // Reads one batch now if the kernel has events (non-blocking), files its
   // permission events and answers our own; null when there is nothing left to
-  // hand over. Called by the JS thread and by the reader thread.
-  std::unique_ptr<Batch> ReadNow();
+  // hand over. Called by the JS thread and by the reader thread, each with a
+  // scratch buffer of its own.
+  std::unique_ptr<Batch> ReadNow(std::vector<uint8_t>& scratch);
   void Stop();
 
  private:
@@ -78,6 +81,9 @@ class Reader {
   UniqueFd wake_fd_;
   pid_t self_pid_;
   std::atomic<uint64_t> reads_{0};  // batches read, by either thread
+  // When the reader thread wakes up next on its own (steady-clock ticks):
+  // events filed on the JS thread wake it only if their deadline is earlier.
+  std::atomic<int64_t> next_wakeup_{0};
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
