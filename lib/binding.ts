@@ -43,7 +43,25 @@ export interface Binding {
   /** path: the object's path; null: it is gone; undefined: mountPoint no longer holds that fsid. */
   pathOfHandle(mountPoint: string, fsid0: number, fsid1: number, handleType: number, handle: Buffer,
     cb: (err: Error | null, path?: string | null) => void): void;
+  /** statmount(2); null when the mount is gone. */
+  statMount(mountId: bigint): StatMount | null;
+  /** listmount(2): every mount id of this mount namespace. */
+  listMounts(): bigint[];
   constants: Record<string, number>;
+}
+
+export interface StatMount {
+  mountId: bigint;
+  parentId: bigint;
+  /** The id /proc/self/mountinfo shows. */
+  mountIdOld: number;
+  parentIdOld: number;
+  devMajor: number;
+  devMinor: number;
+  fsType: string;
+  mountPoint: string;
+  mountRoot: string;
+  source: string;
 }
 
 function load(): Binding {

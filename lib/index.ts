@@ -14,3 +14,6 @@ export type { FanotifyError } from './errors';
 export { resolve } from './resolve';
 export { probe } from './probe';
 export type { Features } from './probe';
+export { ErrorWatcher, watchErrors } from './watch-errors';
+export type { ErrorFilesystem, FsErrorEvent, SkippedFilesystem, WatchErrorsOptions } from './watch-errors';
+export type { StatMount } from './binding';

@@ -15,6 +15,9 @@ import { promisify } from 'node:util';
 import * as vm from 'node:vm';
 
 import './dispose';
+import { Ext4ErrorInfo, readExt4Errors } from './ext4';
+
+export type { Ext4ErrorInfo } from './ext4';
 
 const execFileAsync = promisify(execFile);
 
@@ -50,24 +53,6 @@ export interface LoopImageOptions {
   files?: Record<string, string>;
 }
 
-/**
- * What ext4 recorded about its errors, read from /sys/fs/ext4/<dev>/. A field
- * is absent when its sysfs file is absent or empty.
- */
-export interface Ext4ErrorInfo {
-  errors_count?: number;
-  last_error_func?: string;
-  last_error_line?: number;
-  last_error_ino?: number;
-  last_error_block?: number;
-  /** ext4's own architecture-independent code (EXT4_ERR_*), not an errno: 5 is EFSCORRUPTED. */
-  last_error_errcode?: number;
-  /** last_error_errcode decoded to a name, e.g. 'EFSCORRUPTED' (ext4 calls EUCLEAN that). */
-  last_error_errname?: string;
-  /** Seconds since the epoch. */
-  last_error_time?: number;
-}
-
 /** A failed external command (or a precondition of one). */
 export class LoopImageError extends Error {
   /** The command line that failed, as an argument array (empty for precondition errors). */
@@ -87,13 +72,6 @@ export class LoopImageError extends Error {
 }
 
 const ROOT_HINT = 'LoopImage needs root (CAP_SYS_ADMIN) for losetup and mount';
-
-// ext4's EXT4_ERR_* codes (fs/ext4/ext4.h), as stored in last_error_errcode.
-const EXT4_ERR_NAMES: Record<number, string> = {
-  1: 'UNKNOWN', 2: 'EIO', 3: 'ENOMEM', 4: 'EFSBADCRC', 5: 'EFSCORRUPTED', 6: 'ENOSPC',
-  7: 'ENOKEY', 8: 'EROFS', 9: 'EFBIG', 10: 'EEXIST', 11: 'ERANGE', 12: 'EOVERFLOW',
-  13: 'EBUSY', 14: 'ENOTDIR', 15: 'ENOTEMPTY', 16: 'ESHUTDOWN', 17: 'EFAULT',
-};
 
 const SUPPORTED_TYPES: readonly LoopImageType[] = ['ext4', 'ext3', 'ext2', 'xfs'];
 
@@ -378,33 +356,7 @@ export class LoopImage implements AsyncDisposable {
 
   /** ext4's error record for this filesystem (see Ext4ErrorInfo); {} if not ext4-driven. */
   lastError(): Ext4ErrorInfo {
-    const read = (name: string): string | undefined => {
-      try {
-        const value = fs.readFileSync(this.#ext4Sysfs(name), 'utf8').trim();
-        return value === '' ? undefined : value;
-      } catch {
-        return undefined;
-      }
-    };
-    const num = (name: string): number | undefined => {
-      const value = read(name);
-      return value === undefined ? undefined : Number(value);
-    };
-    const info: Ext4ErrorInfo = {
-      errors_count: num('errors_count'),
-      last_error_func: read('last_error_func'),
-      last_error_line: num('last_error_line'),
-      last_error_ino: num('last_error_ino'),
-      last_error_block: num('last_error_block'),
-      last_error_errcode: num('last_error_errcode'),
-      last_error_time: num('last_error_time'),
-    };
-    if (info.last_error_errcode) info.last_error_errname = EXT4_ERR_NAMES[info.last_error_errcode] ?? 'UNKNOWN';
-    // Drop absent fields so `'x' in info` and toEqual() behave as documented.
-    for (const key of Object.keys(info) as (keyof Ext4ErrorInfo)[]) {
-      if (info[key] === undefined) delete info[key];
-    }
-    return info;
+    return readExt4Errors(path.join('/sys/fs/ext4', this.devName));
   }
 
   /**

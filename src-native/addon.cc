@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "group.h"
 #include "handles.h"
+#include "mounts.h"
 #include "parser.h"
 #include "uapi.h"
 
@@ -108,6 +109,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("parse", Napi::Function::New<Parse>(env, "parse"));
   exports.Set("fsidOf", Napi::Function::New<FsidOf>(env, "fsidOf"));
   exports.Set("pathOfHandle", Napi::Function::New<PathOfHandle>(env, "pathOfHandle"));
+  exports.Set("statMount", Napi::Function::New<StatMount>(env, "statMount"));
+  exports.Set("listMounts", Napi::Function::New<ListMounts>(env, "listMounts"));
   exports.Set("constants", Constants(env));
   return exports;
 }

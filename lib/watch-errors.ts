@@ -1,0 +1,305 @@
+// watchErrors(): filesystem errors (FAN_FS_ERROR) as an administrator wants
+// them: which filesystem, which inode (and its path when it can be found),
+// what error, how many times, and where in the filesystem's code (ext4 sysfs).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { binding } from './binding';
+import { FanotifyError, invalidArg } from './errors';
+import { Ext4ErrorInfo, ext4SysfsDir, readExt4Errors } from './ext4';
+import { FanotifyEvent } from './event';
+import { FileId, formatFsid } from './fileid';
+import { Fanotify } from './group';
+import { readMountInfo } from './mountinfo';
+import { resolve } from './resolve';
+
+export interface ErrorFilesystem {
+  fsid: string;
+  mountPoint: string;
+  /** The mount's source, usually the block device. */
+  source: string;
+  type: string;
+}
+
+export interface FsErrorEvent {
+  /** When the event was read (the kernel does not timestamp it). */
+  time: Date;
+  /** Positive, as the kernel reports it. */
+  errno: number;
+  /** The filesystem's name for it: 117 is EFSCORRUPTED, 74 EFSBADCRC, 108 ESHUTDOWN. */
+  code: string;
+  /** Errors merged into this event since the previous one was read. */
+  count: number;
+  filesystem: ErrorFilesystem;
+  /** The inode the error is about; absent for errors of the whole filesystem. */
+  inode?: FileId & { path?: string };
+  /** Where the filesystem says the (last) error happened: ext4's sysfs last_error_*. */
+  detail?: { function?: string; line?: number; inode?: number; block?: number; errcode?: string };
+}
+
+export interface SkippedFilesystem {
+  mountPoint: string;
+  type: string;
+  source: string;
+  /** An errno name when the kernel refused the mark, else 'ENOTSUP'. */
+  code: string;
+  reason: string;
+}
+
+export interface WatchErrorsOptions {
+  /** Paths on the filesystems to watch. Omitted: every filesystem that can report errors, including later mounts. */
+  paths?: (string | URL)[];
+  signal?: AbortSignal;
+  /**
+   * Look up inode.path with open_by_handle_at (default false). Off by default
+   * because opening a corrupt inode makes ext4 report one more error (in
+   * ext4_nfs_get_inode), which this watcher would then report as if the
+   * system had it. Healthy inodes (the parent directory of a bad entry) get a
+   * path; corrupt ones cannot be opened anyway. Tried once per inode.
+   */
+  resolvePaths?: boolean;
+}
+
+// Filesystems without a block device (tmpfs, proc, overlay, ...) have no
+// on-disk structures to find corrupt: nothing to report. btrfs has no single
+// device number (its subvolumes have anonymous ones) but does have a disk.
+const DISK_WITHOUT_DEVICE_NUMBER = new Set(['btrfs', 'bcachefs', 'zfs']);
+// How long to wait for ext4 to publish its error record after the event.
+const DETAIL_WAIT_MS = 200;
+
+interface Watched extends ErrorFilesystem {
+  ext4Dir: string | null;
+  errorsSeen: number;
+}
+
+interface MountLike {
+  mountPoint: string;
+  fsType: string;
+  source: string;
+  devMajor: number;
+  devMinor: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The mount a path lives on: the longest mount point that is a prefix of its real path. */
+function mountOfPath(p: string): MountLike {
+  const real = fs.realpathSync(p);
+  let best: MountLike | undefined;
+  for (const m of readMountInfo()) {
+    const inside = real === m.mountPoint || real.startsWith(m.mountPoint === '/' ? '/' : `${m.mountPoint}/`);
+    if (!inside || (best && best.mountPoint.length >= m.mountPoint.length)) continue;
+    const [major, minor] = m.dev.split(':').map(Number);
+    best = { mountPoint: m.mountPoint, fsType: m.fsType, source: m.source, devMajor: major, devMinor: minor };
+  }
+  return best ?? { mountPoint: '/', fsType: 'unknown', source: 'unknown', devMajor: 0, devMinor: 0 };
+}
+
+/** The async iterator watchErrors() returns, with what it watches and what it skipped. */
+export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
+  /** The filesystems watched, one per fsid. */
+  readonly filesystems: ErrorFilesystem[] = [];
+  /** Filesystems not watched (no paths given), with the reason. */
+  readonly skipped: SkippedFilesystem[] = [];
+
+  readonly #errors: Fanotify;
+  readonly #events: AsyncIterableIterator<FanotifyEvent>;
+  readonly #byFsid = new Map<string, Watched>();
+  readonly #paths = new Map<string, string | null>();  // fsid:handle -> path, one lookup per inode
+  readonly #resolvePaths: boolean;
+  #mounts: Fanotify | null = null;
+  #closed = false;
+
+  constructor(options: WatchErrorsOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw invalidArg('options', options, 'must be an object');
+    const { paths, signal, resolvePaths = false } = options;
+    if (typeof resolvePaths !== 'boolean') throw invalidArg('options.resolvePaths', resolvePaths, 'must be a boolean');
+    this.#resolvePaths = resolvePaths;
+    if (paths !== undefined && (!Array.isArray(paths) || paths.length === 0))
+      throw invalidArg('options.paths', paths, 'must be a non-empty array of paths (or omitted: every filesystem)');
+    this.#errors = new Fanotify({ report: { fid: true } });
+    try {
+      if (paths) {
+        for (const p of paths) this.#watchPath(p instanceof URL ? fileURLToPath(p) : p);
+      } else {
+        this.#watchAllMounted();
+        this.#followNewMounts();
+      }
+      this.#events = this.#errors.events({ signal });
+    } catch (err) {
+      this.#closeNow();
+      throw err;
+    }
+    signal?.addEventListener('abort', () => this.#closeNow(), { once: true });
+  }
+
+  async next(): Promise<IteratorResult<FsErrorEvent>> {
+    for (;;) {
+      const r = await this.#events.next();
+      if (r.done) {
+        this.#closeNow();
+        return { done: true, value: undefined };
+      }
+      const ev = r.value;
+      if (!ev.error || !ev.file) continue;  // an overflow: fs errors merge, so it cannot hide one
+      return { done: false, value: await this.#describe(ev) };
+    }
+  }
+
+  async return(): Promise<IteratorResult<FsErrorEvent>> {
+    this.#closeNow();
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** Stops watching; an iteration in progress ends. */
+  async close(): Promise<void> {
+    this.#closeNow();
+  }
+
+  #closeNow(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    void this.#mounts?.close();
+    void this.#errors.close();
+  }
+
+  /** A path the caller asked for: its filesystem must take the mark, or this throws. */
+  #watchPath(p: string): void {
+    if (typeof p !== 'string' || p === '') throw invalidArg('options.paths', p, 'must hold non-empty paths');
+    let fsid: string;
+    try {
+      fsid = formatFsid(...binding.fsidOf(p));
+    } catch {
+      // statfs failed: let fanotify_mark say why, with its hint (ENOENT, EACCES).
+      this.#errors.add(p, ['fsError'], { scope: 'filesystem' });
+      throw new Error('unreachable');
+    }
+    if (this.#byFsid.has(fsid)) return;
+    this.#errors.add(p, ['fsError'], { scope: 'filesystem' });
+    this.#remember(fsid, mountOfPath(p));
+  }
+
+  #watchAllMounted(): void {
+    for (const id of binding.listMounts()) {
+      const m = binding.statMount(id);
+      if (m) this.#consider(m);
+    }
+  }
+
+  /** A mounted filesystem found without being asked for: watched if it can report errors. */
+  #consider(m: MountLike): void {
+    if (this.#closed) return;
+    const skip = (code: string, reason: string): void => {
+      this.skipped.push({ mountPoint: m.mountPoint, type: m.fsType, source: m.source, code, reason });
+    };
+    if (m.devMajor === 0 && !DISK_WITHOUT_DEVICE_NUMBER.has(m.fsType))
+      return skip('ENOTSUP', `${m.fsType} has no block device, so no on-disk structures that could be found corrupt`);
+    let fsid: string;
+    try {
+      fsid = formatFsid(...binding.fsidOf(m.mountPoint));
+    } catch (err) {
+      return skip((err as FanotifyError).code ?? 'EIO', `statfs failed: ${(err as Error).message}`);
+    }
+    if (this.#byFsid.has(fsid)) return;  // the same filesystem, mounted again
+    try {
+      this.#errors.add(m.mountPoint, ['fsError'], { scope: 'filesystem' });
+    } catch (err) {
+      return skip((err as FanotifyError).code ?? 'EIO', (err as Error).message);
+    }
+    this.#remember(fsid, m);
+  }
+
+  #remember(fsid: string, m: MountLike): void {
+    const ext4Dir = ext4SysfsDir(m.devMajor, m.devMinor);
+    const watched: Watched = {
+      fsid, mountPoint: m.mountPoint, source: m.source, type: m.fsType, ext4Dir,
+      errorsSeen: ext4Dir ? readExt4Errors(ext4Dir).errors_count ?? 0 : 0,
+    };
+    this.#byFsid.set(fsid, watched);
+    this.filesystems.push({ fsid, mountPoint: m.mountPoint, source: m.source, type: m.fsType });
+  }
+
+  /** Mounts made after the start: the kernel's mount events, not a poll of /proc. */
+  #followNewMounts(): void {
+    const mounts = new Fanotify({ report: { mount: true } });
+    this.#mounts = mounts;
+    mounts.add(undefined, ['mntAttach'], { scope: 'mntns' });
+    mounts.unref();  // following mounts alone must not keep the process alive
+    void (async () => {
+      for await (const ev of mounts) {
+        const m = ev.mountId === undefined ? null : binding.statMount(ev.mountId);
+        if (m) this.#consider(m);
+      }
+    })().catch(() => {
+      // closed under us: the iteration ends
+    });
+  }
+
+  async #describe(ev: FanotifyEvent): Promise<FsErrorEvent> {
+    const file = ev.file!;
+    const fsInfo = this.#byFsid.get(file.fsid);
+    const out: FsErrorEvent = {
+      time: new Date(),
+      errno: ev.error!.errno,
+      code: ev.error!.code,
+      count: ev.error!.count,
+      filesystem: fsInfo
+        ? { fsid: fsInfo.fsid, mountPoint: fsInfo.mountPoint, source: fsInfo.source, type: fsInfo.type }
+        : { fsid: file.fsid, mountPoint: '', source: '', type: '' },
+    };
+    // The detail first: a path lookup may add an error record of its own.
+    if (fsInfo?.ext4Dir) {
+      const detail = await this.#ext4Detail(fsInfo);
+      if (detail) out.detail = detail;
+    }
+    if (file.handleType !== 0xff && file.handle.length > 0) {
+      out.inode = { ...file };
+      const p = this.#resolvePaths ? await this.#pathOf(file) : undefined;
+      if (p) out.inode.path = p;
+    }
+    return out;
+  }
+
+  /** Best effort: a corrupt inode often cannot be opened. Tried once per inode. */
+  async #pathOf(file: FileId): Promise<string | undefined> {
+    const key = `${file.fsid}:${file.handleType}:${file.handle.toString('hex')}`;
+    if (!this.#paths.has(key)) {
+      let p: string | null = null;
+      try {
+        p = await resolve(file);
+      } catch {
+        // gone, corrupt or unreachable: no path
+      }
+      this.#paths.set(key, p);
+    }
+    return this.#paths.get(key) ?? undefined;
+  }
+
+  /** ext4's record of its last error, once it shows this one (it lags a moment). */
+  async #ext4Detail(fsInfo: Watched): Promise<FsErrorEvent['detail'] | undefined> {
+    let info: Ext4ErrorInfo = readExt4Errors(fsInfo.ext4Dir!);
+    for (let waited = 0; (info.errors_count ?? 0) <= fsInfo.errorsSeen && waited < DETAIL_WAIT_MS; waited += 5) {
+      await sleep(5);
+      info = readExt4Errors(fsInfo.ext4Dir!);
+    }
+    if ((info.errors_count ?? 0) <= fsInfo.errorsSeen) return undefined;
+    fsInfo.errorsSeen = info.errors_count ?? 0;
+    const detail: NonNullable<FsErrorEvent['detail']> = {};
+    if (info.last_error_func) detail.function = info.last_error_func;
+    if (info.last_error_line) detail.line = info.last_error_line;
+    if (info.last_error_ino) detail.inode = info.last_error_ino;
+    if (info.last_error_block) detail.block = info.last_error_block;
+    if (info.last_error_errname) detail.errcode = info.last_error_errname;
+    return detail;
+  }
+}
+
+/** Filesystem errors as they happen (FAN_FS_ERROR). Needs CAP_SYS_ADMIN. */
+export function watchErrors(options: WatchErrorsOptions = {}): ErrorWatcher {
+  return new ErrorWatcher(options);
+}
