@@ -14,7 +14,7 @@ if (!fs.existsSync(path.join(root, 'dist', 'index.js'))) {
   console.log('building (first run)...');
   spawnSync(process.execPath, [path.join(__dirname, 'build.js')], { stdio: 'inherit', cwd: root });
 }
-const { Fanotify, resolve } = require('../dist');
+const { Fanotify, resolve, watchErrors } = require('../dist');
 const { LoopImage } = require('../dist/testing');
 
 /** Runs fn with a new group and always closes it (Node 20's JS has no `await using`). */
@@ -80,27 +80,32 @@ async function permission(mnt) {
 }
 
 async function fsErrors(img) {
-  console.log('\n3. filesystem errors (FAN_FS_ERROR) as ext4 reports them');
+  console.log('\n3. filesystem errors (FAN_FS_ERROR) as ext4 reports them, with watchErrors()');
   const mnt = img.mountPoint;
-  fs.mkdirSync(path.join(mnt, 'dir'));
-  fs.mkdirSync(path.join(mnt, 'dir', 'bad'));
-  await img.corruptInode('dir/bad');
-  await img.linkToInode('dir/bad_link', 1);
-  await withGroup({ report: { fid: true } }, async (fan) => {
-    fan.add(mnt, ['fsError'], { scope: 'filesystem' });
-    const show = (what) => (ev) => {
-      const on = ev.file.handleType === 255 ? 'the filesystem' : `inode ${ev.file.ino}`;
-      console.log(`   ${what.padEnd(38)} -> ${ev.error.code} (errno ${ev.error.errno}) x${ev.error.count} on ${on}`);
-      return true;
-    };
-    const attempt = (fn) => { try { fn(); } catch { /* the error is the point */ } };
-    attempt(() => fs.readdirSync(path.join(mnt, 'dir', 'bad')));
-    await take(fan, 2000, show('open a directory with a corrupt mode'));
-    attempt(() => fs.statSync(path.join(mnt, 'dir', 'bad_link')));
-    await take(fan, 2000, show('stat an entry pointing at inode 1'));
-    await img.shutdown();
-    await take(fan, 2000, show('remount with abort'));
-  });
+  fs.mkdirSync(path.join(mnt, 'dir', 'bad'), { recursive: true });
+  await img.corruptInode('dir/bad');          // debugfs: sif /dir/bad mode 0xff
+  await img.linkToInode('dir/bad_link', 1);   // debugfs: ln <1> /dir/bad_link
+  const watcher = watchErrors({ paths: [mnt] });
+  const it = watcher[Symbol.asyncIterator]();
+  const show = async (what) => {
+    const timer = setTimeout(() => watcher.close(), 2000);  // never wait forever
+    const { value: e } = await it.next();
+    clearTimeout(timer);
+    if (!e) return console.log(`   ${what}: no event`);
+    const on = e.inode ? `inode ${e.inode.ino}` : 'the whole filesystem';
+    const where = e.detail?.function ? ` in ${e.detail.function}:${e.detail.line}` : '';
+    console.log(`   ${what.padEnd(36)} -> ${e.code} (${e.errno}) x${e.count} on ${on} of ${e.filesystem.source}${where}`);
+  };
+  const attempt = (fn) => { try { fn(); } catch { /* the error is the point */ } };
+  attempt(() => fs.readdirSync(path.join(mnt, 'dir', 'bad')));
+  await show('open a directory with a corrupt mode');
+  attempt(() => fs.statSync(path.join(mnt, 'dir', 'bad_link')));
+  await show('look up an entry pointing at inode 1');
+  await img.triggerError('demo');
+  await show('ext4 trigger_fs_error');
+  await img.shutdown();                        // mount -o remount,abort
+  await show('remount with abort');
+  await watcher.close();
 }
 
 async function main() {
