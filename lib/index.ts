@@ -17,3 +17,5 @@ export type { Features } from './probe';
 export { ErrorWatcher, watchErrors } from './watch-errors';
 export type { ErrorFilesystem, FsErrorEvent, SkippedFilesystem, WatchErrorsOptions } from './watch-errors';
 export type { StatMount } from './binding';
+export { MountWatcher, watchMounts } from './watch-mounts';
+export type { MountEvent, WatchMountsOptions } from './watch-mounts';
