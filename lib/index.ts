@@ -19,3 +19,5 @@ export type { ErrorFilesystem, FsErrorEvent, SkippedFilesystem, WatchErrorsOptio
 export type { StatMount } from './binding';
 export { MountWatcher, watchMounts } from './watch-mounts';
 export type { MountEvent, WatchMountsOptions } from './watch-mounts';
+export { watch, Watcher } from './watch';
+export type { WatchEvent, WatchOptions, WatchedFilesystem } from './watch';

@@ -37,6 +37,22 @@ function parseFsid(fsid: string): [number, number] {
   return [parseInt(m[1], 16), parseInt(m[2], 16)];
 }
 
+/**
+ * Mount watchers tell the resolver about mounts as the kernel reports them,
+ * so the cache stays current without rereading the mount table.
+ */
+export function noteMountPoint(fsid: string, mountPoint: string): void {
+  if (!mountPoints.has(fsid)) mountPoints.set(fsid, mountPoint);
+}
+
+/**
+ * The path of a FileId opened through one given mount point: null when the
+ * object is gone, undefined when the mount point no longer holds that fsid.
+ */
+export function resolveVia(mountPoint: string, fileId: FileId): Promise<string | null | undefined> {
+  return pathOfHandle(mountPoint, parseFsid(fileId.fsid), fileId);
+}
+
 function pathOfHandle(mountPoint: string, fsid: [number, number], id: FileId): Promise<string | null | undefined> {
   return new Promise((resolvePromise, reject) => {
     binding.pathOfHandle(mountPoint, fsid[0], fsid[1], id.handleType, id.handle,
