@@ -93,7 +93,7 @@ export const ERRNO_TABLE: Readonly<Record<number, readonly [string, string]>> = 
   92: ["ENOPROTOOPT", "Protocol not available"],
   93: ["EPROTONOSUPPORT", "Protocol not supported"],
   94: ["ESOCKTNOSUPPORT", "Socket type not supported"],
-  95: ["EOPNOTSUPP", "Operation not supported on transport endpoint"],
+  95: ["EOPNOTSUPP", "Operation not supported"],
   96: ["EPFNOSUPPORT", "Protocol family not supported"],
   97: ["EAFNOSUPPORT", "Address family not supported by protocol"],
   98: ["EADDRINUSE", "Address already in use"],

@@ -15,8 +15,10 @@ export interface FanotifyError extends Error {
 
 export interface ErrorContext {
   path?: string;
-  /** What the call was about, for the hint: 'fid', 'mntns', 'pre-content', ... */
+  /** Shown after the syscall, e.g. the scope and mask. */
   details?: string;
+  /** Picks a more specific hint, `syscall:CODE:variant`, when there is one. */
+  variant?: string;
 }
 
 // Why a syscall fails with this errno, and what to do. Keyed "syscall:ERRNO".
@@ -38,9 +40,11 @@ const HINTS: Readonly<Record<string, string>> = {
   'fanotify_mark:EXDEV':
     'the filesystem refuses this mark: a btrfs subvolume (or another filesystem whose objects have a different fsid than its root) cannot be marked by a group that reports file ids; mark the subvolume root or use a group without report.fid.',
   'fanotify_mark:ENODEV':
-    'the filesystem refuses this mark: it cannot encode file handles (FUSE, some network and pseudo filesystems), which report.fid needs; use a group without report.fid.',
+    'the filesystem refuses this mark: it has no fsid (statfs f_fsid is 0, as on some FUSE and network filesystems), which report.fid needs; use a group without report.fid.',
   'fanotify_mark:EOPNOTSUPP':
-    'the filesystem refuses this mark: pre-content events (preAccess) need ext4, xfs or btrfs (tmpfs and others refuse), and some filesystems do not report file ids.',
+    'the filesystem refuses this mark: it cannot decode file handles (procfs, sysfs and other pseudo filesystems), which mount and filesystem marks need in a group that reports file ids (report.fid).',
+  'fanotify_mark:EOPNOTSUPP:preAccess':
+    'the filesystem refuses this mark: it has no pre-content support (ext4, xfs and btrfs have it; tmpfs and others do not).',
   'fanotify_mark:EINVAL':
     'the kernel refuses this combination: the events need a group option (fsError needs report.fid and scope "filesystem"; mntAttach/mntDetach need report.mount and scope "mntns"; permission events need class "content" or "pre-content"; preAccess needs "pre-content"), the kernel is too old for an event or flag (see probe()), or mntns was given a path that is not a mount namespace (nsfs) file.',
   'fanotify_mark:ENOSPC':
@@ -56,7 +60,7 @@ const HINTS: Readonly<Record<string, string>> = {
 /** Builds the public error for a failed syscall (errno positive, as returned). */
 export function systemError(errno: number, syscall: string, context: ErrorContext = {}): FanotifyError {
   const code = errnoName(errno);
-  const hint = HINTS[`${syscall}:${code}`];
+  const hint = (context.variant && HINTS[`${syscall}:${code}:${context.variant}`]) || HINTS[`${syscall}:${code}`];
   const where = context.path !== undefined ? ` '${context.path}'` : '';
   const details = context.details ? ` (${context.details})` : '';
   const message = `${code}: ${errnoDescription(errno).toLowerCase()}, ${syscall}${where}${details}${hint ? `: ${hint}` : ''}`;

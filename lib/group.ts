@@ -127,7 +127,11 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     try {
       binding.mark(this.#native.fd, action | flags, mask, dirfd, path);
     } catch (err) {
-      throw fromNative(err, { path: path ?? `fd ${dirfd}`, details: `scope '${scope}', mask 0x${mask.toString(16)}` });
+      throw fromNative(err, {
+        path: path ?? `fd ${dirfd}`,
+        details: `scope '${scope}', mask 0x${mask.toString(16)}`,
+        variant: mask & C.FAN_PRE_ACCESS ? 'preAccess' : undefined,
+      });
     }
     return this;
   }

@@ -131,12 +131,19 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
       this.#closeNow();
       throw err;
     }
+    if (signal?.aborted) this.#closeNow();
     signal?.addEventListener('abort', () => this.#closeNow(), { once: true });
   }
 
   async next(): Promise<IteratorResult<FsErrorEvent>> {
     for (;;) {
-      const r = await this.#events.next();
+      let r: IteratorResult<FanotifyEvent>;
+      try {
+        r = await this.#events.next();
+      } catch (err) {
+        this.#closeNow();  // for-await calls no return() after a rejection
+        throw err;
+      }
       if (r.done) {
         this.#closeNow();
         return { done: true, value: undefined };
@@ -205,7 +212,8 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
     } catch (err) {
       return skip((err as FanotifyError).code ?? 'EIO', `statfs failed: ${(err as Error).message}`);
     }
-    if (this.#byFsid.has(fsid)) return;  // the same filesystem, mounted again
+    // Marked again even when the fsid is known: a filesystem unmounted and
+    // mounted again (after an fsck, say) lost its mark with the old mount.
     try {
       this.#errors.add(m.mountPoint, ['fsError'], { scope: 'filesystem' });
     } catch (err) {
@@ -214,13 +222,17 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
     this.#remember(fsid, m);
   }
 
+  /** Records (or, for a known fsid, updates) a watched filesystem. */
   #remember(fsid: string, m: MountLike): void {
     const ext4Dir = ext4SysfsDir(m.devMajor, m.devMinor);
-    const watched: Watched = {
-      fsid, mountPoint: m.mountPoint, source: m.source, type: m.fsType, ext4Dir,
-      errorsSeen: ext4Dir ? readExt4Errors(ext4Dir).errors_count ?? 0 : 0,
-    };
-    this.#byFsid.set(fsid, watched);
+    const errorsSeen = ext4Dir ? readExt4Errors(ext4Dir).errors_count ?? 0 : 0;
+    const known = this.#byFsid.get(fsid);
+    if (known) {
+      // Mounted again: the sysfs directory and counters may be new.
+      Object.assign(known, { ext4Dir, errorsSeen });
+      return;
+    }
+    this.#byFsid.set(fsid, { fsid, mountPoint: m.mountPoint, source: m.source, type: m.fsType, ext4Dir, errorsSeen });
     this.filesystems.push({ fsid, mountPoint: m.mountPoint, source: m.source, type: m.fsType });
   }
 

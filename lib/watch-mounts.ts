@@ -49,6 +49,8 @@ export class MountWatcher implements AsyncIterableIterator<MountEvent> {
       void this.#group.close();
       throw err;
     }
+    if (signal?.aborted) void this.#group.close();
+    signal?.addEventListener('abort', () => void this.#group.close(), { once: true });
   }
 
   /** What is mounted now, as far as the watcher knows (mount id -> mount). */
@@ -58,7 +60,13 @@ export class MountWatcher implements AsyncIterableIterator<MountEvent> {
 
   async next(): Promise<IteratorResult<MountEvent>> {
     for (;;) {
-      const r = await this.#events.next();
+      let r: IteratorResult<import('./event').FanotifyEvent>;
+      try {
+        r = await this.#events.next();
+      } catch (err) {
+        await this.#group.close();  // for-await calls no return() after a rejection
+        throw err;
+      }
       if (r.done) return { done: true, value: undefined };
       const ev = r.value;
       if (ev.mountId === undefined) continue;  // an overflow: nothing to name

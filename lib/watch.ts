@@ -88,12 +88,19 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
       this.#closeNow();
       throw err;
     }
+    if (signal?.aborted) this.#closeNow();
     signal?.addEventListener('abort', () => this.#closeNow(), { once: true });
   }
 
   async next(): Promise<IteratorResult<WatchEvent>> {
     for (;;) {
-      const r = await this.#events.next();
+      let r: IteratorResult<FanotifyEvent>;
+      try {
+        r = await this.#events.next();
+      } catch (err) {
+        this.#closeNow();  // for-await calls no return() after a rejection
+        throw err;
+      }
       if (r.done) {
         this.#closeNow();
         return { done: true, value: undefined };
@@ -138,7 +145,8 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
       if (mustWork) throw err;
       return;
     }
-    if (this.#byFsid.has(fsid)) return;
+    // Marked again even when the fsid is known: a filesystem unmounted and
+    // mounted again lost its mark with the old mount.
     try {
       this.#data.add(markPath, this.#mask, { scope: 'filesystem' });
     } catch (err) {
@@ -147,6 +155,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
       this.skipped.push({ mountPoint: m.mountPoint, fsType: m.fsType, code: e.code ?? 'EIO', reason: e.message });
       return;
     }
+    if (this.#byFsid.has(fsid)) return;
     const watched = { fsid, mountPoint: m.mountPoint, fsType: m.fsType, source: m.source };
     this.#byFsid.set(fsid, watched);
     this.filesystems.push(watched);
