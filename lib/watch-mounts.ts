@@ -24,7 +24,7 @@ export interface WatchMountsOptions {
   namespace?: string | number;
 }
 
-type Known = Pick<StatMount, 'mountPoint' | 'fsType' | 'source'>;
+type Known = StatMount;
 
 /** Mount events as an async iterator; `return()` or the signal ends it. */
 export class MountWatcher implements AsyncIterableIterator<MountEvent> {

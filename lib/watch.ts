@@ -13,7 +13,7 @@ import { FanotifyEvent } from './event';
 import { FileId, formatFsid } from './fileid';
 import { Fanotify } from './group';
 import { readMountInfo } from './mountinfo';
-import { EventName, MarkEventName } from './options';
+import { EventName, eventMask, MarkEventName } from './options';
 import { noteMountPoint, resolveVia } from './resolve';
 
 export interface WatchOptions {
@@ -29,6 +29,19 @@ export interface WatchedFilesystem {
   mountPoint: string;
   fsType: string;
   source: string;
+}
+
+interface Watched extends WatchedFilesystem {
+  /** All of the filesystem lies under the root: events we cannot name are still ours. */
+  whole: boolean;
+}
+
+interface MountInfoLike {
+  mountPoint: string;
+  fsType: string;
+  source: string;
+  /** The directory of the filesystem mounted there ('/' for the whole filesystem). */
+  root: string;
 }
 
 export interface WatchEvent {
@@ -50,6 +63,8 @@ const DEFAULT_EVENTS: MarkEventName[] = ['create', 'delete', 'movedFrom', 'moved
 // it (a cached path below it would be stale); so does growing past the cap.
 const PATH_CACHE_MAX = 65536;
 const DIR_CHANGES = C.FAN_MOVED_FROM | C.FAN_MOVED_TO | C.FAN_RENAME | C.FAN_DELETE | C.FAN_DELETE_SELF | C.FAN_MOVE_SELF;
+// Always asked of the kernel, whatever the caller wants: they keep the cache right.
+const CACHE_EVENTS = C.FAN_MOVED_FROM | C.FAN_MOVED_TO | C.FAN_DELETE | C.FAN_ONDIR;
 
 const under = (p: string, root: string): boolean =>
   p === root || p.startsWith(root === '/' ? '/' : `${root}/`);
@@ -62,9 +77,11 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
 
   readonly #data: Fanotify;
   readonly #events: AsyncIterableIterator<FanotifyEvent>;
-  readonly #mask: MarkEventName[];
-  readonly #byFsid = new Map<string, WatchedFilesystem>();
+  readonly #mask: number;      // what the kernel reports
+  readonly #wanted: number;    // what the caller asked for
+  readonly #byFsid = new Map<string, Watched>();
   readonly #dirPaths = new Map<string, string | null>();
+  #rootFsid = '';
   #mounts: Fanotify | null = null;
   #closed = false;
 
@@ -72,15 +89,16 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     if (typeof root !== 'string' || root === '') throw invalidArg('root', root, 'must be a path');
     if (typeof options !== 'object' || options === null) throw invalidArg('options', options, 'must be an object');
     const { signal, follow = true } = options;
-    this.#mask = options.events ?? DEFAULT_EVENTS;
+    this.#wanted = eventMask(options.events ?? DEFAULT_EVENTS, 'options.events');
+    this.#mask = (this.#wanted | CACHE_EVENTS) >>> 0;
     this.root = fs.realpathSync(root);
     this.#data = new Fanotify({ report: { fid: true, dirFid: true, name: true } });
     try {
       // The filesystem of the root itself must take the mark: that one throws.
-      this.#watch(this.root, { mountPoint: this.root, ...this.#mountOf(this.root) }, true);
+      const own = this.#mountOf(this.root);
+      this.#watch(this.root, { ...own, mountPoint: this.root, root: own.mountPoint === this.root ? own.root : '(part)' }, true);
       for (const m of readMountInfo()) {
-        if (m.mountPoint !== this.root && under(m.mountPoint, this.root))
-          this.#watch(m.mountPoint, { mountPoint: m.mountPoint, fsType: m.fsType, source: m.source }, false);
+        if (m.mountPoint !== this.root && under(m.mountPoint, this.root)) this.#watch(m.mountPoint, m, false);
       }
       if (follow) this.#followMounts();
       this.#events = this.#data.events({ signal });
@@ -130,14 +148,14 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     void this.#data.close();
   }
 
-  #mountOf(p: string): { fsType: string; source: string } {
-    let best = { mountPoint: '', fsType: 'unknown', source: 'unknown' };
+  #mountOf(p: string): MountInfoLike {
+    let best: MountInfoLike = { mountPoint: '', fsType: 'unknown', source: 'unknown', root: '(unknown)' };
     for (const m of readMountInfo())
       if (under(p, m.mountPoint) && m.mountPoint.length >= best.mountPoint.length) best = m;
-    return { fsType: best.fsType, source: best.source };
+    return best;
   }
 
-  #watch(markPath: string, m: { mountPoint: string; fsType: string; source: string }, mustWork: boolean): void {
+  #watch(markPath: string, m: MountInfoLike, mustWork: boolean): void {
     let fsid: string;
     try {
       fsid = formatFsid(...binding.fsidOf(markPath));
@@ -152,41 +170,65 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     } catch (err) {
       if (mustWork) throw err;
       const e = err as FanotifyError;
-      this.skipped.push({ mountPoint: m.mountPoint, fsType: m.fsType, code: e.code ?? 'EIO', reason: e.message });
+      // Mounts stacked on one directory are all tried through the same path.
+      if (!this.skipped.some((x) => x.mountPoint === m.mountPoint))
+        this.skipped.push({ mountPoint: m.mountPoint, fsType: m.fsType, code: e.code ?? 'EIO', reason: e.message });
       return;
     }
+    if (mustWork) this.#rootFsid = fsid;
     if (this.#byFsid.has(fsid)) return;
     const watched = { fsid, mountPoint: m.mountPoint, fsType: m.fsType, source: m.source };
-    this.#byFsid.set(fsid, watched);
+    this.#byFsid.set(fsid, { ...watched, whole: m.root === '/' });
     this.filesystems.push(watched);
     noteMountPoint(fsid, m.mountPoint);
+  }
+
+  /**
+   * After a mount went away: forget filesystems no longer mounted under the
+   * root (their marks stay until close; their events are dropped).
+   */
+  #recheck(): void {
+    const still = new Set<string>([this.#rootFsid]);
+    for (const m of readMountInfo()) {
+      if (!under(m.mountPoint, this.root)) continue;
+      try {
+        still.add(formatFsid(...binding.fsidOf(m.mountPoint)));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    for (const fsid of [...this.#byFsid.keys()]) {
+      if (still.has(fsid)) continue;
+      this.#byFsid.delete(fsid);
+      const i = this.filesystems.findIndex((f) => f.fsid === fsid);
+      if (i >= 0) this.filesystems.splice(i, 1);
+    }
+    this.#dirPaths.clear();
   }
 
   #followMounts(): void {
     const mounts = new Fanotify({ report: { mount: true } });
     this.#mounts = mounts;
-    mounts.add(undefined, ['mntAttach'], { scope: 'mntns' });
+    mounts.add(undefined, ['mntAttach', 'mntDetach'], { scope: 'mntns' });
     mounts.unref();  // following mounts alone must not keep the process alive
     void (async () => {
       for await (const ev of mounts) {
-        const m = ev.mountId === undefined ? null : binding.statMount(ev.mountId);
-        if (m && !this.#closed && under(m.mountPoint, this.root)) this.#watch(m.mountPoint, m, false);
+        if (this.#closed) break;
+        if (ev.mask & C.FAN_MNT_DETACH) this.#recheck();  // a move has both bits
+        const m = ev.mask & C.FAN_MNT_ATTACH && ev.mountId !== undefined ? binding.statMount(ev.mountId) : null;
+        if (m && under(m.mountPoint, this.root)) this.#watch(m.mountPoint, { ...m, root: m.mountRoot }, false);
       }
     })().catch(() => {
       // closed under us
     });
   }
 
-  async #dirPath(fs0: WatchedFilesystem | undefined, dir: FileId): Promise<string | null> {
+  async #dirPath(fs0: Watched, dir: FileId): Promise<string | null> {
     const key = `${dir.fsid}:${dir.handleType}:${dir.handle.toString('hex')}`;
     const cached = this.#dirPaths.get(key);
     if (cached !== undefined) return cached;
-    let p: string | null = null;
-    if (fs0) {
-      // Through the mount under our root, so bind mounts elsewhere do not matter.
-      const found = await resolveVia(fs0.mountPoint, dir).catch(() => null);
-      p = found ?? null;
-    }
+    // Through the mount under our root, so bind mounts elsewhere do not matter.
+    const p = (await resolveVia(fs0.mountPoint, dir).catch(() => null)) ?? null;
     if (this.#dirPaths.size >= PATH_CACHE_MAX) this.#dirPaths.clear();
     if (p !== null) this.#dirPaths.set(key, p);
     return p;
@@ -195,9 +237,12 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   async #describe(ev: FanotifyEvent): Promise<WatchEvent | null> {
     if (ev.overflow) return null;
     if (ev.isDir && (ev.mask & DIR_CHANGES)) this.#dirPaths.clear();
+    // Asked for only to keep the cache right?
+    if (!(ev.mask & this.#wanted & ~C.FAN_ONDIR) || (ev.isDir && !(this.#wanted & C.FAN_ONDIR))) return null;
     const anyId = ev.dir ?? ev.from ?? ev.file;
     if (!anyId) return null;
     const fsInfo = this.#byFsid.get(anyId.fsid);
+    if (!fsInfo) return null;  // no longer mounted under the root
     const join = async (id: (FileId & { name?: string }) | undefined): Promise<string | null> => {
       if (!id) return null;
       const dir = await this.#dirPath(fsInfo, id);
@@ -209,16 +254,17 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
       isDir: ev.isDir,
       pid: ev.pid,
       path: await join(ev.dir ?? ev.to ?? ev.file),
-      filesystem: fsInfo ?? { fsid: anyId.fsid, mountPoint: '', fsType: '', source: '' },
+      filesystem: { fsid: fsInfo.fsid, mountPoint: fsInfo.mountPoint, fsType: fsInfo.fsType, source: fsInfo.source },
     };
     if (ev.from || ev.to) {
       out.from = await join(ev.from);
       out.to = await join(ev.to);
     }
-    // A filesystem mark sees the whole filesystem: keep what is under the root.
+    // A filesystem mark sees the whole filesystem: keep what is under the root,
+    // and what cannot be named only if all of its filesystem is.
     const where = out.path ?? out.to ?? out.from;
-    if (where !== null && where !== undefined && !under(where, this.root)) return null;
-    return out;
+    if (where === null || where === undefined) return fsInfo.whole ? out : null;
+    return under(where, this.root) ? out : null;
   }
 }
 

@@ -1,0 +1,432 @@
+// watch(root): one iterator over every filesystem under a path, with full
+// paths, following filesystems mounted there later. Against real ext4 on
+// loop devices (LoopImage); the root filesystem only in one short, bounded test.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { watch, Watcher, WatchEvent } from '../lib';
+import { binding } from '../lib/binding';
+import { formatFsid } from '../lib/fileid';
+import { LoopImage } from '../lib/testing';
+import { describeRoot, openFdCount, sleep, within } from './helpers';
+
+function run(cmd: string, ...args: string[]): void {
+  execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function mountedAt(p: string): boolean {
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+    .some((line) => line !== '' && unescape(line.split(' ')[4] ?? '') === p);
+}
+
+/** Unmounts everything stacked at each path (lazily as a last resort); never throws. */
+function unmountAll(...paths: string[]): void {
+  for (const p of paths) {
+    for (let i = 0; i < 8 && mountedAt(p); i++) {
+      try {
+        run('umount', p);
+      } catch {
+        try {
+          run('umount', '-l', p);
+        } catch {
+          // nothing more to do
+        }
+      }
+    }
+  }
+}
+
+const fsidOf = (p: string): string => formatFsid(...binding.fsidOf(p));
+
+/** Reads a watcher in the background into `seen`, so tests can wait on what arrived. */
+class Recorder {
+  readonly seen: WatchEvent[] = [];
+  error: unknown = null;
+  readonly done: Promise<void>;
+
+  constructor(readonly watcher: Watcher) {
+    this.done = (async () => {
+      try {
+        for (;;) {
+          const r = await watcher.next();
+          if (r.done) return;
+          this.seen.push(r.value);
+        }
+      } catch (err) {
+        this.error = err;
+      }
+    })();
+  }
+
+  /** The first event matching pred, waiting up to ms for it. */
+  async waitFor(pred: (ev: WatchEvent) => boolean, what: string, ms = 5000): Promise<WatchEvent> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const ev = this.seen.find(pred);
+      if (ev) return ev;
+      if (this.error) throw this.error;
+      if (Date.now() > deadline) {
+        const shown = this.seen.slice(-30).map((e) => `${e.path} [${e.events.join(',')}]${e.isDir ? ' dir' : ''}`);
+        throw new Error(`no ${what} within ${ms} ms; last seen:\n  ${shown.join('\n  ')}`);
+      }
+      await sleep(10);
+    }
+  }
+
+  /** Every event name seen for a path (the kernel merges events on one name still queued). */
+  eventsAt(p: string): Set<string> {
+    const out = new Set<string>();
+    for (const ev of this.seen) if (ev.path === p) for (const e of ev.events) out.add(e);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.watcher.close();
+    await within(5000, this.done, 'the recorder loop ending');
+  }
+}
+
+/** Polls until check() is true; fails after ms. */
+async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(10);
+  }
+}
+
+describeRoot('watch()', () => {
+  let img: LoopImage;
+  beforeAll(async () => {
+    img = await LoopImage.create({ sizeMiB: 64 });
+  });
+  afterAll(async () => {
+    await img?.dispose();
+  });
+
+  test('create, mkdir, rename across directories and delete come with full paths', async () => {
+    const work = fs.mkdtempSync(path.join(img.mountPoint, 'w1-'));
+    const rec = new Recorder(watch(img.mountPoint));
+    try {
+      expect(rec.watcher.root).toBe(img.mountPoint);
+      expect(rec.watcher.filesystems).toEqual([
+        { fsid: fsidOf(img.mountPoint), mountPoint: img.mountPoint, fsType: 'ext4', source: expect.stringMatching(/^\/dev\/loop\d+$/) },
+      ]);
+      const a = path.join(work, 'a');
+      const b = path.join(work, 'b');
+      fs.mkdirSync(a);
+      const mk = await rec.waitFor((e) => e.path === a, 'mkdir a');
+      expect(mk).toMatchObject({ path: a, isDir: true, pid: process.pid, filesystem: { mountPoint: img.mountPoint, fsType: 'ext4' } });
+      expect(mk.events).toContain('create');
+      fs.mkdirSync(b);
+
+      const f = path.join(a, 'f');
+      fs.writeFileSync(f, 'x');
+      const cr = await rec.waitFor((e) => e.path === f && e.events.includes('create'), 'create a/f');
+      expect(cr.isDir).toBe(false);
+      expect(cr.from).toBeUndefined();
+      expect(cr.to).toBeUndefined();
+
+      const g = path.join(b, 'g');
+      fs.renameSync(f, g);
+      await rec.waitFor((e) => e.path === g && e.events.includes('movedTo'), 'movedTo b/g');
+      expect([...rec.eventsAt(f)]).toEqual(expect.arrayContaining(['create', 'movedFrom']));
+      expect([...rec.eventsAt(g)]).toContain('movedTo');
+      expect(rec.eventsAt(path.join(a, 'g')).size).toBe(0);
+      expect(rec.eventsAt(path.join(b, 'f')).size).toBe(0);
+
+      fs.unlinkSync(g);
+      const del = await rec.waitFor((e) => e.path === g && e.events.includes('delete'), 'delete b/g');
+      expect(del.isDir).toBe(false);
+      fs.rmdirSync(b);
+      const rm = await rec.waitFor((e) => e.path === b && e.events.includes('delete'), 'rmdir b');
+      expect(rm.isDir).toBe(true);
+      // Every event of this test is under the watched root and on our filesystem.
+      for (const ev of rec.seen) {
+        expect(ev.path === null || ev.path.startsWith(`${img.mountPoint}/`)).toBe(true);
+        expect(ev.filesystem.fsid).toBe(fsidOf(img.mountPoint));
+      }
+    } finally {
+      await rec.close();
+    }
+  });
+
+  test('a filesystem mounted under the root after the start is followed', async () => {
+    const other = await LoopImage.create({ sizeMiB: 32 });
+    const at = path.join(img.mountPoint, `late-${process.pid}`);
+    fs.mkdirSync(at);
+    const rec = new Recorder(watch(img.mountPoint));
+    try {
+      const otherFsid = fsidOf(other.mountPoint);
+      expect(rec.watcher.filesystems.map((f) => f.fsid)).not.toContain(otherFsid);
+      run('mount', '--bind', other.mountPoint, at);
+      await until(() => rec.watcher.filesystems.some((f) => f.fsid === otherFsid), 'the watcher taking the new filesystem');
+      expect(rec.watcher.filesystems.find((f) => f.fsid === otherFsid)).toEqual({
+        fsid: otherFsid, mountPoint: at, fsType: 'ext4', source: expect.stringMatching(/^\/dev\/loop\d+$/),
+      });
+
+      const file = path.join(at, 'new-file');
+      fs.writeFileSync(file, 'x');
+      const ev = await rec.waitFor((e) => e.path === file, 'create on the followed filesystem');
+      expect(ev.events).toContain('create');
+      expect(ev.filesystem).toMatchObject({ fsid: otherFsid, mountPoint: at });
+
+      // The mark is on the filesystem: a change made through its other mount
+      // point is named through the mount under the root.
+      fs.writeFileSync(path.join(other.mountPoint, 'via-elsewhere'), 'y');
+      const ev2 = await rec.waitFor((e) => e.path !== null && e.path.endsWith('/via-elsewhere'), 'create via the other mount');
+      expect(ev2.path).toBe(path.join(at, 'via-elsewhere'));
+    } finally {
+      await rec.close();
+      unmountAll(at);
+      await other.dispose();
+      fs.rmSync(at, { recursive: true, force: true });
+    }
+  });
+
+  test('events outside the root are not reported, even under a sibling sharing its prefix', async () => {
+    const root = path.join(img.mountPoint, 'inside');
+    const sibling = path.join(img.mountPoint, 'inside2');  // "inside" is a prefix of its path
+    const elsewhere = path.join(img.mountPoint, 'elsewhere');
+    for (const d of [root, sibling, elsewhere]) fs.mkdirSync(d, { recursive: true });
+    const rec = new Recorder(watch(root));
+    try {
+      fs.writeFileSync(path.join(elsewhere, 'out1'), 'x');
+      fs.writeFileSync(path.join(sibling, 'out2'), 'x');
+      fs.writeFileSync(path.join(img.mountPoint, 'out3'), 'x');
+      fs.writeFileSync(path.join(root, 'in'), 'x');  // the sentinel, written last
+      await rec.waitFor((e) => e.path === path.join(root, 'in'), 'the event inside');
+      await sleep(300);
+      const paths = rec.seen.map((e) => e.path);
+      expect(paths.filter((p) => p === null || !(p === root || p.startsWith(`${root}/`)))).toEqual([]);
+      expect(paths.some((p) => p?.includes('out'))).toBe(false);
+    } finally {
+      await rec.close();
+    }
+  });
+
+  test('a mount moved into the root from outside is followed', async () => {
+    const outside = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), 'fanotify-watch-move-'));
+    const inside = path.join(img.mountPoint, `moved-in-${process.pid}`);
+    fs.mkdirSync(inside);
+    run('mount', '-t', 'tmpfs', 'fanotify-movein', outside);
+    const rec = new Recorder(watch(img.mountPoint));
+    try {
+      const tmpfsFsid = fsidOf(outside);
+      run('mount', '--move', outside, inside);
+      await until(() => rec.watcher.filesystems.some((f) => f.fsid === tmpfsFsid), 'the watcher taking the moved-in tmpfs');
+      expect(rec.watcher.filesystems.find((f) => f.fsid === tmpfsFsid)).toEqual({
+        fsid: tmpfsFsid, mountPoint: inside, fsType: 'tmpfs', source: 'fanotify-movein',
+      });
+      const file = path.join(inside, 'x');
+      fs.writeFileSync(file, 'x');
+      const ev = await rec.waitFor((e) => e.path === file, 'create on the moved-in tmpfs');
+      expect(ev.filesystem).toMatchObject({ fsType: 'tmpfs', mountPoint: inside });
+    } finally {
+      await rec.close();
+      unmountAll(outside, inside);
+      fs.rmSync(outside, { recursive: true, force: true });
+      fs.rmSync(inside, { recursive: true, force: true });
+    }
+  });
+
+  // A followed filesystem that leaves the root (umount, move out) keeps its
+  // kernel mark until close, but its changes made through its other mount
+  // points must not be reported under the old, vanished mount point.
+  test('once a followed filesystem is unmounted from under the root, its changes elsewhere are not reported', async () => {
+    const other = await LoopImage.create({ sizeMiB: 32 });
+    const at = path.join(img.mountPoint, `gone-${process.pid}`);
+    fs.mkdirSync(at);
+    const rec = new Recorder(watch(img.mountPoint));
+    try {
+      const otherFsid = fsidOf(other.mountPoint);
+      run('mount', '--bind', other.mountPoint, at);
+      await until(() => rec.watcher.filesystems.some((f) => f.fsid === otherFsid), 'the watcher taking the new filesystem');
+      fs.writeFileSync(path.join(at, 'while-mounted'), 'x');
+      await rec.waitFor((e) => e.path === path.join(at, 'while-mounted'), 'create while mounted under the root');
+      run('umount', at);
+      // Still mounted at other.mountPoint, outside the root.
+      fs.writeFileSync(path.join(other.mountPoint, 'after-umount'), 'x');
+      fs.writeFileSync(path.join(img.mountPoint, `sentinel-${process.pid}`), 'x');
+      await rec.waitFor((e) => e.path === path.join(img.mountPoint, `sentinel-${process.pid}`), 'the sentinel');
+      await sleep(300);
+      const leaked = rec.seen.filter((e) => e.filesystem.fsid === otherFsid && e.path !== path.join(at, 'while-mounted'));
+      expect(leaked).toEqual([]);
+    } finally {
+      await rec.close();
+      unmountAll(at);
+      await other.dispose();
+      fs.rmSync(at, { recursive: true, force: true });
+      fs.rmSync(path.join(img.mountPoint, `sentinel-${process.pid}`), { force: true });
+    }
+  });
+
+  // When the root is a subdirectory of its filesystem, an event whose
+  // directory is already gone cannot be placed: it must not be reported.
+  test('a change in a directory outside the root that is gone before it is read is not reported', async () => {
+    const root = path.join(img.mountPoint, 'inside-q');
+    const elsewhere = path.join(img.mountPoint, 'elsewhere-q');
+    fs.mkdirSync(root, { recursive: true });
+    fs.mkdirSync(elsewhere, { recursive: true });
+    const rec = new Recorder(watch(root));
+    try {
+      // All in one synchronous run: the watcher names nothing before the directory is gone.
+      const gone = path.join(elsewhere, 'short-lived');
+      fs.mkdirSync(gone);
+      fs.writeFileSync(path.join(gone, 'f'), 'x');
+      fs.rmSync(gone, { recursive: true });
+      fs.writeFileSync(path.join(root, 'in'), 'x');
+      await rec.waitFor((e) => e.path === path.join(root, 'in'), 'the event inside');
+      await sleep(300);
+      expect(rec.seen.filter((e) => e.path === null || !e.path.startsWith(`${root}/`))).toEqual([]);
+    } finally {
+      await rec.close();
+    }
+  });
+
+  describe('skipped', () => {
+    test('a proc instance under the root refuses the mark and is listed with a code', async () => {
+      const procAt = path.join(img.mountPoint, 'proc-here');
+      const procLate = path.join(img.mountPoint, 'proc-late');
+      fs.mkdirSync(procAt, { recursive: true });
+      fs.mkdirSync(procLate, { recursive: true });
+      let w: Watcher | null = null;
+      try {
+        run('mount', '-t', 'proc', 'proc', procAt);
+        w = watch(img.mountPoint);
+        expect(w.skipped).toEqual([
+          { mountPoint: procAt, fsType: 'proc', code: expect.stringMatching(/^E[A-Z]+$/), reason: expect.stringContaining("fanotify_mark '") },
+        ]);
+        expect(w.filesystems.map((f) => f.mountPoint)).toEqual([img.mountPoint]);
+        // One mounted after the start is skipped the same way.
+        run('mount', '-t', 'proc', 'proc', procLate);
+        await until(() => w!.skipped.some((s) => s.mountPoint === procLate), 'the late proc in skipped');
+        expect(w.skipped.find((s) => s.mountPoint === procLate)).toMatchObject({ fsType: 'proc', code: w.skipped[0].code });
+      } finally {
+        await w?.close();
+        unmountAll(procAt, procLate);
+      }
+    });
+
+    // Mounts stacked on one mount point are all tried through the same path:
+    // the refusal is listed once.
+    test('two proc mounts stacked on one directory are listed once', async () => {
+      const procAt = path.join(img.mountPoint, 'proc-stacked');
+      fs.mkdirSync(procAt, { recursive: true });
+      let w: Watcher | null = null;
+      try {
+        run('mount', '-t', 'proc', 'proc', procAt);
+        run('mount', '-t', 'proc', 'proc', procAt);
+        w = watch(img.mountPoint, { follow: false });
+        expect(w.skipped.filter((s) => s.mountPoint === procAt)).toHaveLength(1);
+      } finally {
+        await w?.close();
+        unmountAll(procAt);
+      }
+    });
+
+    test("watch('/') lists /proc in skipped and reports a change under a temp dir (bounded, then closed)", async () => {
+      const tmp = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), 'fanotify-watch-root-'));
+      const before = openFdCount();
+      const rec = new Recorder(watch('/'));
+      try {
+        const w = rec.watcher;
+        expect(w.root).toBe('/');
+        expect(w.filesystems[0]).toMatchObject({ mountPoint: '/' });
+        expect(w.skipped).toContainEqual(expect.objectContaining({ mountPoint: '/proc', fsType: 'proc', code: expect.stringMatching(/^E[A-Z]+$/) }));
+        for (const s of w.skipped) expect(w.filesystems.map((f) => f.mountPoint)).not.toContain(s.mountPoint);
+        const file = path.join(tmp, 'seen-from-root');
+        fs.writeFileSync(file, 'x');
+        const ev = await rec.waitFor((e) => e.path === file, 'the create under the temp dir', 5000);
+        expect(ev.events).toContain('create');
+        expect(ev.filesystem.mountPoint).toBe(w.filesystems.find((f) => f.fsid === fsidOf(tmp))!.mountPoint);
+      } finally {
+        await rec.close();
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
+      await sleep(20);
+      expect(openFdCount()).toBe(before);
+    });
+  });
+
+  test('a directory renamed after its path was cached: later events are named under the new name', async () => {
+    const work = fs.mkdtempSync(path.join(img.mountPoint, 'w5-'));
+    const rec = new Recorder(watch(img.mountPoint));
+    try {
+      const d = path.join(work, 'd');
+      const e = path.join(work, 'e');
+      fs.mkdirSync(d);
+      fs.writeFileSync(path.join(d, 'f1'), 'x');
+      // Read (and so name) the first event before the rename: d's path is cached now.
+      await rec.waitFor((ev) => ev.path === path.join(d, 'f1'), 'create d/f1');
+      fs.renameSync(d, e);
+      fs.writeFileSync(path.join(e, 'f2'), 'x');
+      const ev = await rec.waitFor((x) => x.path !== null && x.path.endsWith('/f2'), 'create of f2');
+      expect(ev.path).toBe(path.join(e, 'f2'));
+      expect([...rec.eventsAt(d)]).toContain('movedFrom');
+      expect([...rec.eventsAt(e)]).toContain('movedTo');
+    } finally {
+      await rec.close();
+    }
+  });
+
+  // The directory path cache is cleared by directory rename/delete events,
+  // which the watcher asks of the kernel even when the caller's `events` do
+  // not include them.
+  test("the same with events: ['create'] only (no rename events asked for)", async () => {
+    const work = fs.mkdtempSync(path.join(img.mountPoint, 'w6-'));
+    const rec = new Recorder(watch(img.mountPoint, { events: ['create'] }));
+    try {
+      const d = path.join(work, 'd');
+      const e = path.join(work, 'e');
+      fs.mkdirSync(d);
+      fs.writeFileSync(path.join(d, 'f1'), 'x');
+      await rec.waitFor((ev) => ev.path === path.join(d, 'f1'), 'create d/f1');
+      fs.renameSync(d, e);
+      fs.writeFileSync(path.join(e, 'f2'), 'x');
+      const ev = await rec.waitFor((x) => x.path !== null && x.path.endsWith('/f2'), 'create of f2');
+      expect(ev.path).toBe(path.join(e, 'f2'));
+    } finally {
+      await rec.close();
+    }
+  });
+
+  test('an AbortSignal ends the iterator and closes both groups', async () => {
+    const before = openFdCount();
+    const ac = new AbortController();
+    const w = watch(img.mountPoint, { signal: ac.signal });
+    try {
+      const pending = w.next();
+      pending.catch(() => undefined);
+      await sleep(20);
+      ac.abort();
+      const r = await within(2000, pending.then((v) => ({ ok: v }), (err: Error) => ({ err })));
+      // Either ending is acceptable; record which one it is.
+      if ('err' in r) expect(r.err).toMatchObject({ name: 'AbortError' });
+      else expect(r.ok.done).toBe(true);
+      expect(await w.next()).toEqual({ done: true, value: undefined });
+      await sleep(20);
+      expect(openFdCount()).toBe(before);
+    } finally {
+      await w.close();
+    }
+  });
+
+  test('an already aborted signal: next() rejects and nothing stays open', async () => {
+    const before = openFdCount();
+    const ac = new AbortController();
+    ac.abort();
+    const w = watch(img.mountPoint, { signal: ac.signal });
+    try {
+      await expect(w.next()).rejects.toMatchObject({ name: 'AbortError' });
+      expect(await w.next()).toEqual({ done: true, value: undefined });
+      await sleep(20);
+      expect(openFdCount()).toBe(before);
+    } finally {
+      await w.close();
+    }
+  });
+});
