@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { binding } from './binding';
+import { constants as C } from './constants';
 import { FanotifyError, invalidArg } from './errors';
 import { Ext4ErrorInfo, ext4SysfsDir, readExt4Errors } from './ext4';
 import { FanotifyEvent } from './event';
@@ -34,7 +35,11 @@ export interface FsErrorEvent {
   filesystem: ErrorFilesystem;
   /** The inode the error is about; absent for errors of the whole filesystem. */
   inode?: FileId & { path?: string };
-  /** Where the filesystem says the (last) error happened: ext4's sysfs last_error_*. */
+  /**
+   * Where the filesystem says the (last) error happened: ext4's sysfs
+   * last_error_*. ext4 writes 0 for what does not apply (no block, no inode):
+   * such fields are left out.
+   */
   detail?: { function?: string; line?: number; inode?: number; block?: number; errcode?: string };
 }
 
@@ -240,16 +245,50 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
   #followNewMounts(): void {
     const mounts = new Fanotify({ report: { mount: true } });
     this.#mounts = mounts;
-    mounts.add(undefined, ['mntAttach'], { scope: 'mntns' });
+    mounts.add(undefined, ['mntAttach', 'mntDetach'], { scope: 'mntns' });
     mounts.unref();  // following mounts alone must not keep the process alive
     void (async () => {
       for await (const ev of mounts) {
-        const m = ev.mountId === undefined ? null : binding.statMount(ev.mountId);
+        if (this.#closed) break;
+        if (ev.mask & C.FAN_MNT_DETACH) this.#forgetUnmounted();  // a move has both bits
+        const m = ev.mask & C.FAN_MNT_ATTACH && ev.mountId !== undefined ? binding.statMount(ev.mountId) : null;
         if (m) this.#consider(m);
       }
     })().catch(() => {
       // closed under us: the iteration ends
     });
+  }
+
+  /** After a detach: drop filesystems (and skipped mounts) no longer mounted anywhere. */
+  #forgetUnmounted(): void {
+    const mounted = new Map<string, string>();  // fsid -> a mount point
+    const points = new Set<string>();
+    for (const m of readMountInfo()) {
+      points.add(m.mountPoint);
+      try {
+        const fsid = formatFsid(...binding.fsidOf(m.mountPoint));
+        if (!mounted.has(fsid)) mounted.set(fsid, m.mountPoint);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    for (const [fsid, w] of [...this.#byFsid]) {
+      const at = mounted.get(fsid);
+      if (at !== undefined) {
+        if (!points.has(w.mountPoint)) {
+          // Still mounted, elsewhere.
+          w.mountPoint = at;
+          const listed = this.filesystems.find((f) => f.fsid === fsid);
+          if (listed) listed.mountPoint = at;
+        }
+        continue;
+      }
+      this.#byFsid.delete(fsid);
+      const i = this.filesystems.findIndex((f) => f.fsid === fsid);
+      if (i >= 0) this.filesystems.splice(i, 1);
+    }
+    for (let i = this.skipped.length - 1; i >= 0; i--)
+      if (!points.has(this.skipped[i].mountPoint)) this.skipped.splice(i, 1);
   }
 
   async #describe(ev: FanotifyEvent): Promise<FsErrorEvent> {

@@ -16,3 +16,5 @@ if (!fs.existsSync(path.join(root, 'build', 'Makefile'))) run(nodeGyp, ['configu
 run(nodeGyp, ['build']);
 run(require.resolve('typescript/bin/tsc'), ['-p', 'tsconfig.json']);
 run(path.join(__dirname, 'esm-wrappers.js'), []);
+// tsc writes files 0644: the command line (package.json "bin") must be executable.
+fs.chmodSync(path.join(root, 'dist', 'cli.js'), 0o755);

@@ -1,0 +1,307 @@
+// The command line (dist/cli.js), run as a child process against the real
+// kernel. `npm test` builds dist/ first; by hand: `node scripts/build.js`.
+//
+// Every child is killed in `finally` if still running, every wait is bounded,
+// and every LoopImage is disposed in `finally` (after its watcher is gone).
+import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { LoopImage } from '../lib/testing';
+import { describeRoot, sleep, within } from './helpers';
+
+jest.setTimeout(30_000);
+
+const ROOT = path.join(__dirname, '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const STACK_LINE = /^\s+at .+/m;  // "    at Foo (file.js:1:2)"
+
+beforeAll(() => {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: build first (node scripts/build.js, or npm test)`);
+});
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A running `node dist/cli.js ...`, its output collected as it comes. */
+class Cli {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<Exit>;
+
+  constructor(args: string[], options: SpawnOptions = {}) {
+    this.child = spawn(process.execPath, [CLI, ...args], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], ...options });
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => { this.stdout += d; });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => { this.stderr += d; });
+    this.exited = new Promise((resolve, reject) => {
+      this.child.on('error', reject);
+      this.child.on('close', (code, signal) => resolve({ code, signal }));
+    });
+    this.exited.catch(() => undefined);  // observed by exit(); no unhandled rejection meanwhile
+  }
+
+  /** Complete stdout lines so far. */
+  get lines(): string[] {
+    return this.stdout.split('\n').slice(0, -1);
+  }
+
+  /** Waits until `probe` returns something other than undefined; fails after ms. */
+  async waitFor<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const value = probe();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline || this.child.exitCode !== null || this.child.signalCode !== null) {
+        throw new Error(`${what}: not seen within ${ms} ms (exit ${this.child.exitCode}, signal ${this.child.signalCode})\n` +
+          `stdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      }
+      await sleep(20);
+    }
+  }
+
+  /** Waits for stderr to say the filesystem mounted at mountPoint is watched. */
+  watching(mountPoint: string, ms = 5000): Promise<true> {
+    return this.waitFor(() => (this.stderr.includes(` on ${mountPoint} (fsid `) ? true : undefined), ms, `watching ${mountPoint}`);
+  }
+
+  exit(ms = 10_000): Promise<Exit> {
+    return within(ms, this.exited, `fanotify ${this.child.spawnargs.slice(2).join(' ')}`);
+  }
+
+  /** For finally: kills the child if it is still running and waits (bounded) for it. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGKILL');
+      await within(5000, this.exited, 'killed child').catch(() => undefined);
+    }
+  }
+}
+
+/** Runs a short command to its end. */
+async function run(args: string[], options: SpawnOptions = {}): Promise<Cli & Exit> {
+  const cli = new Cli(args, options);
+  try {
+    const exit = await cli.exit();
+    return Object.assign(cli, exit);
+  } finally {
+    await cli.kill();
+  }
+}
+
+/** errno of a failing promise (node gives EUCLEAN no name: errno -117). */
+async function errnoOf(p: Promise<unknown>): Promise<number | undefined> {
+  try {
+    await p;
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).errno;
+  }
+}
+
+describe('fanotify (usage)', () => {
+  test('--help and help: usage listing the commands on stderr, exit 0', async () => {
+    for (const args of [['--help'], ['help'], ['-h']]) {
+      const r = await run(args);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/^usage: fanotify <command>/);
+      expect(r.stderr).toMatch(/^ {2}errors /m);
+      expect(r.stderr).toMatch(/^ {2}probe /m);
+    }
+  });
+
+  test('help for one command: its usage and options', async () => {
+    for (const args of [['help', 'errors'], ['errors', '--help']]) {
+      const r = await run(args);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain('usage: fanotify errors [PATH...]');
+      expect(r.stderr).toContain('--json');
+      expect(r.stderr).toContain('--resolve-paths');
+    }
+  });
+
+  test('unknown command, no command: usage, exit 2', async () => {
+    const r = await run(['bogus']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe("fanotify: unknown command 'bogus'");
+    expect(r.stderr).toContain('usage: fanotify');
+    expect((await run([])).code).toBe(2);
+  });
+
+  test('bad option: named, exit 2', async () => {
+    const r = await run(['errors', '--bogus']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe("fanotify errors: unknown option '--bogus'");
+    const v = await run(['probe', '--json=yes']);
+    expect(v.code).toBe(2);
+    expect(v.stderr).toContain("'--json' takes no value");
+    const extra = await run(['probe', 'extra']);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toContain("'extra'");
+  });
+
+  test('--version: the package version', async () => {
+    const r = await run(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${VERSION}\n`);
+  });
+
+  test('dist/cli.js is executable, with a shebang', () => {
+    expect(fs.readFileSync(CLI, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    expect(fs.statSync(CLI).mode & 0o111).toBe(0o111);
+  });
+});
+
+describe('fanotify errors without privilege', () => {
+  // As root: run as nobody. Otherwise (CI=true as a user) we are unprivileged already.
+  const asNobody: SpawnOptions = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+
+  test.each([
+    ['with a PATH', ['errors', '/']],
+    ['every filesystem', ['errors']],
+  ])('%s: one line naming CAP_SYS_ADMIN, exit 1, no stack trace', async (_, args) => {
+    const r = await run(args, asNobody);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^fanotify errors: needs CAP_SYS_ADMIN \(run as root\): EPERM/);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).not.toMatch(STACK_LINE);
+    expect(r.stdout).toBe('');
+  });
+});
+
+describeRoot('fanotify probe', () => {
+  test('--json: the probe() report', async () => {
+    const r = await run(['probe', '--json']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    const features = JSON.parse(lines[0]);
+    expect(features.available).toBe(true);
+    expect(features.events.fsError).toBe(true);
+    expect(typeof features.kernel).toBe('string');
+  });
+
+  test('human: a table by section', async () => {
+    const r = await run(['probe']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^kernel .+: fanotify available$/m);
+    for (const section of ['classes', 'report', 'scopes', 'markFlags', 'events', 'records'])
+      expect(r.stdout).toMatch(new RegExp(`^${section} +\\S+ (yes|no)`, 'm'));
+    expect(r.stdout).toMatch(/\bfsError yes\b/);
+    expect(r.stderr).toBe('');
+  });
+});
+
+describeRoot('fanotify errors', () => {
+  test('--json PATH: a corrupt inode, a superblock error, then Ctrl-C exits 0', async () => {
+    const img = await LoopImage.create({ mountOptions: ['errors=continue'], files: { 'dir/bad/f': 'x' } });
+    let cli: Cli | undefined;
+    try {
+      const bad = path.join(img.mountPoint, 'dir/bad');
+      const ino = fs.statSync(bad).ino;
+      // Before watching: corruptInode remounts, and marks go with the old superblock.
+      await img.corruptInode('dir/bad');
+      cli = new Cli(['errors', '--json', img.mountPoint]);
+      const c = cli;
+      await c.watching(img.mountPoint);
+      expect(c.stderr).toMatch(new RegExp(`^watching ext4 ${img.device} on ${img.mountPoint} \\(fsid [0-9a-f]{8}:[0-9a-f]{8}\\)$`, 'm'));
+
+      expect(await errnoOf(fs.promises.readdir(bad))).toBe(-117);
+      const first = JSON.parse(await c.waitFor(() => c.lines[0], 5000, 'the corrupt inode event'));
+      expect(first).toMatchObject({
+        errno: 117,
+        code: 'EFSCORRUPTED',
+        filesystem: { mountPoint: img.mountPoint, type: 'ext4', source: img.device },
+        inode: { ino: String(ino) },
+      });
+      expect(first.count).toBeGreaterThanOrEqual(1);
+      expect(new Date(first.time).toISOString()).toBe(first.time);
+      expect(first.filesystem.fsid).toMatch(/^[0-9a-f]{8}:[0-9a-f]{8}$/);
+      expect(first.inode.fsid).toBe(first.filesystem.fsid);
+      expect(first.inode.handle).toMatch(/^([0-9a-f]{2})+$/);
+      expect(typeof first.inode.generation).toBe('number');
+      expect(first.inode.path).toBeUndefined();  // no --resolve-paths
+      expect(first.detail).toMatchObject({ function: 'ext4_lookup', inode: ino });
+
+      const before = c.lines.length;
+      await img.triggerError('cli test');
+      const second = JSON.parse(await c.waitFor(() => c.lines[before], 5000, 'the triggered error event'));
+      expect(second).toMatchObject({ errno: 117, code: 'EFSCORRUPTED', filesystem: { mountPoint: img.mountPoint } });
+      expect(second.detail.function).toBe('trigger_test_error');
+      expect('inode' in second).toBe(false);  // a superblock-level error
+
+      c.child.kill('SIGINT');
+      expect(await c.exit(5000)).toEqual({ code: 0, signal: null });
+      expect(c.stderr).not.toMatch(STACK_LINE);
+      for (const line of c.lines) JSON.parse(line);  // nothing but JSON lines on stdout
+    } finally {
+      await cli?.kill();
+      await img.dispose();
+    }
+  });
+
+  test('human format, SIGTERM exits 0', async () => {
+    const img = await LoopImage.create({ mountOptions: ['errors=continue'], files: { 'bad/f': 'x' } });
+    let cli: Cli | undefined;
+    try {
+      const bad = path.join(img.mountPoint, 'bad');
+      const ino = fs.statSync(bad).ino;
+      await img.corruptInode('bad');
+      cli = new Cli(['errors', img.mountPoint]);
+      const c = cli;
+      await c.watching(img.mountPoint);
+      expect(await errnoOf(fs.promises.readdir(bad))).toBe(-117);
+      const line = await c.waitFor(() => c.lines[0], 5000, 'the error line');
+      expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z EFSCORRUPTED \(117\) x\d+ /);
+      expect(line).toContain(`ext4 ${img.device} on ${img.mountPoint}: inode ${ino} gen `);
+      expect(line).toContain(' at ext4_lookup:');
+
+      const before = c.lines.length;
+      await img.triggerError('cli test');
+      const sb = await c.waitFor(() => c.lines[before], 5000, 'the superblock error line');
+      expect(sb).toContain(`on ${img.mountPoint}: filesystem at trigger_test_error:`);
+
+      c.child.kill('SIGTERM');
+      expect(await c.exit(5000)).toEqual({ code: 0, signal: null });
+      expect(c.stderr).not.toMatch(STACK_LINE);
+    } finally {
+      await cli?.kill();
+      await img.dispose();
+    }
+  });
+
+  test('no PATH: watches filesystems mounted later, says so on stderr', async () => {
+    let img: LoopImage | undefined;
+    const cli = new Cli(['errors', '--json']);
+    try {
+      await cli.waitFor(() => (cli.stderr.includes('watching ') ? true : undefined), 5000, 'the first watching line');
+      img = await LoopImage.create({ mountOptions: ['errors=continue'] });
+      const mnt = img.mountPoint;
+      await cli.watching(mnt);
+      await img.triggerError('cli test');
+      // Other filesystems of the host may report too: look for ours.
+      const ours = await cli.waitFor(
+        () => cli.lines.map((l) => JSON.parse(l)).find((e) => e.filesystem.mountPoint === mnt), 5000, 'the error event');
+      expect(ours.detail.function).toBe('trigger_test_error');
+      cli.child.kill('SIGINT');
+      expect(await cli.exit(5000)).toEqual({ code: 0, signal: null });
+    } finally {
+      await cli.kill();
+      await img?.dispose();
+    }
+  });
+
+  test('a PATH that does not exist: one line with ENOENT and the path, exit 1', async () => {
+    const missing = '/nonexistent/fanotify-cli-test';
+    const r = await run(['errors', missing]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^fanotify errors: ENOENT/);
+    expect(lines[0]).toContain(missing);
+    expect(r.stdout).toBe('');
+  });
+});
