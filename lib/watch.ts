@@ -22,6 +22,13 @@ export interface WatchOptions {
   signal?: AbortSignal;
   /** Also watch filesystems mounted under the path later (default true). */
   follow?: boolean;
+  /**
+   * FAN_UNLIMITED_QUEUE (default true): a burst larger than the kernel's queue
+   * (max_queued_events, 16384 by default) is kept, at the cost of kernel
+   * memory while the consumer catches up. With false, such a burst loses
+   * events and the iterator yields one event with `overflow: true`.
+   */
+  unlimitedQueue?: boolean;
 }
 
 export interface WatchedFilesystem {
@@ -56,6 +63,8 @@ export interface WatchEvent {
   from?: string | null;
   to?: string | null;
   filesystem: WatchedFilesystem;
+  /** The kernel's queue overflowed: events were lost (and this one names nothing). */
+  overflow: boolean;
 }
 
 const DEFAULT_EVENTS: MarkEventName[] = ['create', 'delete', 'movedFrom', 'movedTo', 'modify', 'attrib', 'onDir'];
@@ -88,11 +97,11 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   constructor(root: string, options: WatchOptions = {}) {
     if (typeof root !== 'string' || root === '') throw invalidArg('root', root, 'must be a path');
     if (typeof options !== 'object' || options === null) throw invalidArg('options', options, 'must be an object');
-    const { signal, follow = true } = options;
+    const { signal, follow = true, unlimitedQueue = true } = options;
     this.#wanted = eventMask(options.events ?? DEFAULT_EVENTS, 'options.events');
     this.#mask = (this.#wanted | CACHE_EVENTS) >>> 0;
     this.root = fs.realpathSync(root);
-    this.#data = new Fanotify({ report: { fid: true, dirFid: true, name: true } });
+    this.#data = new Fanotify({ report: { fid: true, dirFid: true, name: true }, unlimitedQueue });
     try {
       // The filesystem of the root itself must take the mark: that one throws.
       const own = this.#mountOf(this.root);
@@ -235,7 +244,14 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   }
 
   async #describe(ev: FanotifyEvent): Promise<WatchEvent | null> {
-    if (ev.overflow) return null;
+    if (ev.overflow) {
+      this.#dirPaths.clear();  // renames may have been lost too
+      const rootFs = this.#byFsid.get(this.#rootFsid)!;
+      return {
+        events: [], mask: ev.mask, isDir: false, pid: 0, path: null, overflow: true,
+        filesystem: { fsid: rootFs.fsid, mountPoint: rootFs.mountPoint, fsType: rootFs.fsType, source: rootFs.source },
+      };
+    }
     if (ev.isDir && (ev.mask & DIR_CHANGES)) this.#dirPaths.clear();
     // Asked for only to keep the cache right?
     if (!(ev.mask & this.#wanted & ~C.FAN_ONDIR) || (ev.isDir && !(this.#wanted & C.FAN_ONDIR))) return null;
@@ -255,6 +271,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
       pid: ev.pid,
       path: await join(ev.dir ?? ev.to ?? ev.file),
       filesystem: { fsid: fsInfo.fsid, mountPoint: fsInfo.mountPoint, fsType: fsInfo.fsType, source: fsInfo.source },
+      overflow: false,
     };
     if (ev.from || ev.to) {
       out.from = await join(ev.from);
@@ -263,7 +280,12 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     // A filesystem mark sees the whole filesystem: keep what is under the root,
     // and what cannot be named only if all of its filesystem is.
     const where = out.path ?? out.to ?? out.from;
-    if (where === null || where === undefined) return fsInfo.whole ? out : null;
+    if (where === null || where === undefined) {
+      // An event about an object alone (no directory entry) that is gone
+      // already, like the link count change of an unlinked file: nothing to say.
+      if (!ev.dir && !ev.from && !ev.to) return null;
+      return fsInfo.whole ? out : null;
+    }
     return under(where, this.root) ? out : null;
   }
 }

@@ -305,3 +305,88 @@ describeRoot('fanotify errors', () => {
     expect(r.stdout).toBe('');
   });
 });
+
+describeRoot('fanotify mounts, watch and trace', () => {
+  test('mounts --json: a tmpfs mounted, moved and unmounted', async () => {
+    const a = fs.mkdtempSync('/tmp/fanotify-cli-a-');
+    const b = fs.mkdtempSync('/tmp/fanotify-cli-b-');
+    const cli = new Cli(['mounts', '--json']);
+    const { execFileSync } = await import('node:child_process');
+    try {
+      await sleep(300);  // the mark is in place once the process runs; give it a moment to start
+      execFileSync('mount', ['-t', 'tmpfs', 'none', a]);
+      execFileSync('mount', ['--move', a, b]);
+      execFileSync('umount', [b]);
+      const mine = (kind: string) => () =>
+        cli.lines.map((l) => JSON.parse(l) as Record<string, string>)
+          .find((e) => e.kind === kind && (e.mountPoint === a || e.mountPoint === b));
+      const attach = await cli.waitFor(mine('attach'), 5000, 'attach');
+      const move = await cli.waitFor(mine('move'), 5000, 'move');
+      const detach = await cli.waitFor(mine('detach'), 5000, 'detach');
+      expect(attach).toMatchObject({ mountPoint: a, fsType: 'tmpfs', source: 'none' });
+      expect(move).toMatchObject({ mountPoint: b, mountId: attach.mountId });
+      expect(detach).toMatchObject({ mountPoint: b, mountId: attach.mountId });
+      expect(attach.mountId).toMatch(/^\d+$/);
+      cli.child.kill('SIGINT');
+      expect(await cli.exit()).toEqual({ code: 0, signal: null });
+    } finally {
+      await cli.kill();
+      for (const d of [a, b]) {
+        try { execFileSync('umount', ['-l', d], { stdio: 'ignore' }); } catch { /* not mounted */ }
+        fs.rmSync(d, { recursive: true, force: true });
+      }
+    }
+  });
+
+  test('watch --json PATH: full paths of changes', async () => {
+    const img = await LoopImage.create({ sizeMiB: 32 });
+    const cli = new Cli(['watch', '--json', img.mountPoint]);
+    try {
+      await cli.waitFor(() => (cli.stderr.includes(`on ${img.mountPoint}`) ? true : undefined), 5000, 'watching');
+      fs.mkdirSync(path.join(img.mountPoint, 'd'));
+      fs.writeFileSync(path.join(img.mountPoint, 'd', 'f.txt'), 'x');
+      const created = await cli.waitFor(() => cli.lines.map((l) => JSON.parse(l) as { events: string[]; path: string })
+        .find((e) => e.path === path.join(img.mountPoint, 'd', 'f.txt') && e.events.includes('create')), 5000, 'create of d/f.txt');
+      expect(created).toMatchObject({ isDir: false, pid: process.pid, filesystem: { mountPoint: img.mountPoint, fsType: 'ext4' } });
+      cli.child.kill('SIGTERM');
+      expect(await cli.exit()).toEqual({ code: 0, signal: null });
+    } finally {
+      await cli.kill();
+      await img.dispose();
+    }
+  });
+
+  test('trace --json PATH: the process, its command and the file', async () => {
+    const dir = fs.mkdtempSync('/tmp/fanotify-cli-trace-');
+    fs.writeFileSync(path.join(dir, 'read-me'), 'x');
+    const cli = new Cli(['trace', '--json', dir]);
+    const { spawnSync } = await import('node:child_process');
+    try {
+      await sleep(500);
+      const deadline = Date.now() + 5000;
+      let seen: Record<string, unknown> | undefined;
+      while (!seen && Date.now() < deadline) {
+        spawnSync('cat', [path.join(dir, 'read-me')]);
+        await sleep(100);
+        seen = cli.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.comm === 'cat');
+      }
+      expect(seen).toMatchObject({ path: path.join(dir, 'read-me'), comm: 'cat' });
+      expect(seen!.events).toEqual(expect.arrayContaining(['open']));
+      cli.child.kill('SIGINT');
+      expect(await cli.exit()).toEqual({ code: 0, signal: null });
+    } finally {
+      await cli.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('watch without PATH is a usage error', async () => {
+    const cli = new Cli(['watch']);
+    try {
+      expect((await cli.exit()).code).toBe(2);
+      expect(cli.stderr).toMatch(/PATH/);
+    } finally {
+      await cli.kill();
+    }
+  });
+});

@@ -430,3 +430,49 @@ describeRoot('watch()', () => {
     }
   });
 });
+
+describeRoot('watch(): a burst larger than the kernel queue', () => {
+  test('with unlimitedQueue: false it says events were lost (one overflow event)', async () => {
+    const max = Number(fs.readFileSync('/proc/sys/fs/fanotify/max_queued_events', 'utf8'));
+    const img = await LoopImage.create({ sizeMiB: 256 })  // inodes for 16k files;
+    const watcher = watch(img.mountPoint, { events: ['create'], unlimitedQueue: false });
+    try {
+      for (let i = 0; i < max + 100; i++) fs.closeSync(fs.openSync(path.join(img.mountPoint, `f${i}`), 'w'));
+      let overflow: WatchEvent | undefined;
+      await within(60_000, (async () => {
+        for await (const e of watcher) {
+          if (e.overflow) {
+            overflow = e;
+            break;
+          }
+        }
+      })(), 'reading up to the overflow');
+      expect(overflow).toMatchObject({ overflow: true, path: null, events: [] });
+    } finally {
+      await watcher.close();
+      await img.dispose();
+    }
+  });
+
+  test('by default (unlimited queue) nothing is lost', async () => {
+    const max = Number(fs.readFileSync('/proc/sys/fs/fanotify/max_queued_events', 'utf8'));
+    const img = await LoopImage.create({ sizeMiB: 256 })  // inodes for 16k files;
+    const watcher = watch(img.mountPoint, { events: ['create'] });
+    const total = max + 100;
+    try {
+      for (let i = 0; i < total; i++) fs.closeSync(fs.openSync(path.join(img.mountPoint, `f${i}`), 'w'));
+      const names = new Set<string>();
+      await within(60_000, (async () => {
+        for await (const e of watcher) {
+          expect(e.overflow).toBe(false);
+          names.add(path.basename(e.path!));
+          if (names.size === total) break;
+        }
+      })(), 'reading every create');
+      expect(names.size).toBe(total);
+    } finally {
+      await watcher.close();
+      await img.dispose();
+    }
+  });
+});

@@ -1,0 +1,31 @@
+// fanotify mounts: mount attach/detach/move events of this mount namespace.
+import { Command, CommandContext, JSON_OPTION, privileged, toJson } from './cli-command';
+import { MountEvent, watchMounts } from './index';
+
+export function formatMountEvent(time: Date, m: MountEvent): string {
+  const what = m.mountPoint === undefined ? '(unknown mount)' : `${m.fsType} ${m.source} on ${m.mountPoint}`;
+  return `${time.toISOString()} ${m.kind.padEnd(6)} ${what} (mount id ${m.mountId})`;
+}
+
+async function run({ args, signal, out }: CommandContext): Promise<number> {
+  const watcher = privileged(() => watchMounts({ signal }));
+  try {
+    for await (const m of watcher) {
+      const time = new Date();
+      out(args.options.json ? toJson({ time: time.toISOString(), ...m }) : formatMountEvent(time, m));
+    }
+  } catch (e) {
+    if (!signal.aborted) throw e;
+  } finally {
+    await watcher.close();
+  }
+  return 0;
+}
+
+export const mountsCommand: Command = {
+  name: 'mounts',
+  usage: '[--json]',
+  summary: 'mount attach, detach and move events (FAN_MNT_ATTACH/DETACH), named with statmount',
+  options: [JSON_OPTION],
+  run,
+};

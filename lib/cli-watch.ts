@@ -1,0 +1,52 @@
+// fanotify watch PATH: a change feed with full paths over every filesystem
+// under PATH, including those mounted there later.
+import { Command, CommandContext, JSON_OPTION, privileged, toJson, UsageError, VERBOSE_OPTION } from './cli-command';
+import { MarkEventName, watch, WatchEvent } from './index';
+
+export function formatWatchEvent(time: Date, e: WatchEvent): string {
+  const what = e.from !== undefined || e.to !== undefined ? `${e.from ?? '?'} -> ${e.to ?? '?'}` : e.path ?? '(gone)';
+  return `${time.toISOString()} ${e.events.join(',').padEnd(16)} ${e.isDir ? 'dir ' : 'file'} ${what} (pid ${e.pid})`;
+}
+
+async function run({ args, signal, out, err }: CommandContext): Promise<number> {
+  const root = args.positionals[0];
+  if (root === undefined) throw new UsageError('a PATH is needed');
+  const list = args.options.events;
+  const events = typeof list === 'string' ? (list.split(',').filter(Boolean) as MarkEventName[]) : undefined;
+  const watcher = privileged(() => watch(root, { signal, events }));
+  let announced = 0;
+  const announce = (): void => {
+    for (; announced < watcher.filesystems.length; announced++) {
+      const f = watcher.filesystems[announced];
+      err(`watching ${f.fsType} ${f.source} on ${f.mountPoint}`);
+    }
+  };
+  announce();
+  if (args.options.verbose) for (const s of watcher.skipped) err(`skipping ${s.fsType} on ${s.mountPoint}: ${s.code}`);
+  const timer = setInterval(announce, 250).unref();  // filesystems mounted later
+  try {
+    for await (const e of watcher) {
+      const time = new Date();
+      out(args.options.json ? toJson({ time: time.toISOString(), ...e }) : formatWatchEvent(time, e));
+    }
+  } catch (e) {
+    if (!signal.aborted) throw e;
+  } finally {
+    clearInterval(timer);
+    await watcher.close();
+  }
+  return 0;
+}
+
+export const watchCommand: Command = {
+  name: 'watch',
+  usage: 'PATH [--events LIST] [--json] [--verbose]',
+  summary: 'change feed with full paths: every filesystem under PATH, and those mounted there later',
+  maxPositionals: 1,
+  options: [
+    JSON_OPTION,
+    { name: 'events', value: 'LIST', help: 'comma-separated event names (default: create,delete,movedFrom,movedTo,modify,attrib,onDir)' },
+    { ...VERBOSE_OPTION, help: 'also list the filesystems that refused the mark' },
+  ],
+  run,
+};
