@@ -11,7 +11,8 @@
         "src-native/parser.cc",
         "src-native/pending.cc",
         "src-native/poller.cc",
-        "src-native/reader.cc"
+        "src-native/reader.cc",
+        "src-native/xattr.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "_GNU_SOURCE"],

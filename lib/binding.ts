@@ -47,6 +47,10 @@ export interface Binding {
   statMount(mountId: bigint): StatMount | null;
   /** listmount(2): every mount id of this mount namespace. */
   listMounts(): bigint[];
+  /** null when the attribute is absent. */
+  getXattr(target: string | number, name: string): Buffer | null;
+  setXattr(target: string | number, name: string, value: Buffer): void;
+  removeXattr(target: string | number, name: string): boolean;
   constants: Record<string, number>;
 }
 

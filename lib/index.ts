@@ -21,3 +21,7 @@ export { MountWatcher, watchMounts } from './watch-mounts';
 export type { MountEvent, WatchMountsOptions } from './watch-mounts';
 export { watch, Watcher } from './watch';
 export type { WatchEvent, WatchOptions, WatchedFilesystem } from './watch';
+export { populate } from './populate';
+export type { PopulateResult } from './populate';
+export { ContentServer, serveContent } from './serve-content';
+export type { ContentServerStats, Fetch, FetchRequest, ServeContentOptions } from './serve-content';

@@ -13,6 +13,7 @@
 #include "group.h"
 #include "handles.h"
 #include "mounts.h"
+#include "xattr.h"
 #include "parser.h"
 #include "uapi.h"
 
@@ -111,6 +112,9 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("pathOfHandle", Napi::Function::New<PathOfHandle>(env, "pathOfHandle"));
   exports.Set("statMount", Napi::Function::New<StatMount>(env, "statMount"));
   exports.Set("listMounts", Napi::Function::New<ListMounts>(env, "listMounts"));
+  exports.Set("getXattr", Napi::Function::New<GetXattr>(env, "getXattr"));
+  exports.Set("setXattr", Napi::Function::New<SetXattr>(env, "setXattr"));
+  exports.Set("removeXattr", Napi::Function::New<RemoveXattr>(env, "removeXattr"));
   exports.Set("constants", Constants(env));
   return exports;
 }

@@ -1,0 +1,61 @@
+// populate(source, stubDir): the tree of source as stubs, files of the right
+// size that take almost no space (sparse) and hold no content until
+// serveContent() fills them on first access.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { invalidArg } from './errors';
+import { StubState } from './stub-state';
+
+export interface PopulateResult {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  /** Sum of the stubs' sizes: what a full fill writes. */
+  bytes: number;
+}
+
+/**
+ * Makes stubDir mirror source: directories and symlinks as they are, regular
+ * files as sparse stubs of the same size, with mode 000 while unfilled so that
+ * nobody (but root) reads zeros from a stub no server serves; the real mode and
+ * the fill state are in an extended attribute (user.fanotify.stub). Needs a
+ * filesystem with user xattrs and pre-content support for serving (ext4, xfs,
+ * btrfs).
+ */
+export async function populate(source: string, stubDir: string): Promise<PopulateResult> {
+  if (typeof source !== 'string' || source === '') throw invalidArg('source', source, 'must be a directory path');
+  if (typeof stubDir !== 'string' || stubDir === '') throw invalidArg('stubDir', stubDir, 'must be a directory path');
+  const result: PopulateResult = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
+  const walk = async (from: string, to: string): Promise<void> => {
+    const st = await fs.promises.stat(from);
+    await fs.promises.mkdir(to, { recursive: true, mode: st.mode & 0o7777 });
+    result.dirs++;
+    for (const entry of await fs.promises.readdir(from, { withFileTypes: true })) {
+      const src = path.join(from, entry.name);
+      const dst = path.join(to, entry.name);
+      if (entry.isDirectory()) {
+        await walk(src, dst);
+      } else if (entry.isSymbolicLink()) {
+        await fs.promises.symlink(await fs.promises.readlink(src), dst);
+        result.symlinks++;
+      } else if (entry.isFile()) {
+        const fst = await fs.promises.stat(src);
+        const fh = await fs.promises.open(dst, 'wx', 0o600);
+        try {
+          await fh.truncate(fst.size);  // a hole: no blocks
+          new StubState(fst.size, fst.mode & 0o7777).write(fh.fd);
+          await fh.chmod(0);            // offline until served
+          await fh.utimes(fst.atime, fst.mtime);
+        } finally {
+          await fh.close();
+        }
+        result.files++;
+        result.bytes += fst.size;
+      }
+      // Devices, sockets, fifos: not content, not mirrored.
+    }
+  };
+  await walk(source, stubDir);
+  return result;
+}
