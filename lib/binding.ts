@@ -76,8 +76,11 @@ function load(): Binding {
     return require('node-gyp-build')(path.join(__dirname, '..')) as Binding;
   } catch (err) {
     const e = new Error(
-      `fanotify: no native binary for ${process.platform}-${process.arch} (Node-API) was found and none was built. ` +
-        'Build it from source with `npm rebuild fanotify --foreground-scripts` (needs python3, make and a C++17 compiler). ' +
+      `fanotify: no native binary that loads here (${process.platform}-${process.arch}, Node-API). ` +
+        'Prebuilt ones come for linux-x64 and linux-arm64 with glibc 2.28 or later; anywhere else ' +
+        '(musl/Alpine, an older glibc, another CPU) build it from source, in your project: ' +
+        '`npm rebuild fanotify --foreground-scripts` (needs python3, make and a C++17 compiler; ' +
+        'if npm reports the install script as not allowed, run `npm install-scripts approve fanotify` first). ' +
         `Cause: ${(err as Error).message}`,
     ) as Error & { code: string };
     e.code = 'ERR_FANOTIFY_NO_BINARY';
