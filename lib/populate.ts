@@ -29,7 +29,8 @@ export async function populate(source: string, stubDir: string): Promise<Populat
   const result: PopulateResult = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
   const walk = async (from: string, to: string): Promise<void> => {
     const st = await fs.promises.stat(from);
-    await fs.promises.mkdir(to, { recursive: true, mode: st.mode & 0o7777 });
+    await fs.promises.mkdir(to, { recursive: true });
+    await fs.promises.chmod(to, st.mode & 0o7777);  // mkdir's mode passes through the umask
     result.dirs++;
     for (const entry of await fs.promises.readdir(from, { withFileTypes: true })) {
       const src = path.join(from, entry.name);

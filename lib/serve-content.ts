@@ -145,7 +145,12 @@ export class ContentServer {
   async #fill(fd: number, served: Served, offset: number, count: number): Promise<void> {
     const start = Math.floor(offset / this.#chunk) * this.#chunk;
     const end = Math.ceil((offset + count) / this.#chunk) * this.#chunk;
-    for (const [a, b] of served.state.missing(start, end - start)) {
+    // Split at chunk boundaries: one mmap event may cover a whole file.
+    const pieces: [number, number][] = [];
+    for (const [a0, b0] of served.state.missing(start, end - start))
+      for (let a = a0; a < b0; a = Math.min(b0, (Math.floor(a / this.#chunk) + 1) * this.#chunk))
+        pieces.push([a, Math.min(b0, (Math.floor(a / this.#chunk) + 1) * this.#chunk)]);
+    for (const [a, b] of pieces) {
       const data = await this.#fetch({ path: served.rel, offset: a, length: b - a });
       if (!(data instanceof Uint8Array) || data.length !== b - a)
         throw new Error(`fetch returned ${data instanceof Uint8Array ? data.length : typeof data} bytes, not ${b - a}`);

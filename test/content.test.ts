@@ -441,7 +441,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     }
   });
 
-  // --- Known bugs (see the report): these assert the correct behaviour. ---
+  // --- Correct behaviour; the two marked test.failing are known bugs, still open. ---
 
   test.failing('a filled stub keeps the source mtime (fills write through the event fd)', async () => {
     await withImage(async ({ src, stub, fetchFrom }) => {
@@ -457,7 +457,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test.failing('populate keeps directory modes (the umask does not apply)', async () => {
+  test('populate keeps directory modes (the umask does not apply)', async () => {
     await withImage(async ({ src, stub }) => {
       fs.mkdirSync(path.join(src, 'shared'));
       fs.chmodSync(path.join(src, 'shared'), 0o2775);
@@ -471,7 +471,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test.failing('an mmap of a whole stub is fetched in chunk-sized pieces, not in one fetch', async () => {
+  test('an mmap of a whole stub is fetched in chunk-sized pieces, not in one fetch', async () => {
     await withImage(async ({ src, stub, calls, fetchFrom }) => {
       writeRandom(path.join(src, 'mapped.bin'), 5 * MiB + 4321);
       await populate(src, stub);
