@@ -7,8 +7,9 @@ export function formatMountEvent(time: Date, m: MountEvent): string {
   return `${time.toISOString()} ${m.kind.padEnd(6)} ${what} (mount id ${m.mountId})`;
 }
 
-async function run({ args, signal, out }: CommandContext): Promise<number> {
+async function run({ args, signal, out, err }: CommandContext): Promise<number> {
   const watcher = privileged(() => watchMounts({ signal }));
+  err(`watching the mount namespace (${watcher.mounts.size} mounts now)`);  // the mark is in place
   try {
     for await (const m of watcher) {
       const time = new Date();

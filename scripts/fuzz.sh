@@ -6,6 +6,7 @@
 #   scripts/fuzz.sh -runs=200000    exactly that many executions (the CI mode)
 #   scripts/fuzz.sh -runs=10000000 -max_len=4096   any further libFuzzer flags
 #   scripts/fuzz.sh crash-<sha1>    re-run one saved input (a file argument)
+#   scripts/fuzz.sh --capture       re-capture the seed corpus from the kernel (root)
 #
 # Builds test/fuzz/parser_fuzz.cc + src-native/parser.cc with
 # `clang++ -fsanitize=fuzzer,address,undefined -O1 -g` into build/fuzz/, then
@@ -19,6 +20,14 @@ cd "$(dirname "$0")/.."
 
 out=build/fuzz
 mkdir -p "$out/corpus" "$out/artifacts"
+
+if [ "${1:-}" = --capture ]; then
+  # Real read() buffers from the running kernel: see test/fuzz/capture.c.
+  ${CC:-cc} -O1 -Wall -o "$out/capture" test/fuzz/capture.c
+  rm -f test/fuzz/corpus/*.bin
+  mkdir -p test/fuzz/corpus
+  exec "$out/capture" test/fuzz/corpus
+fi
 
 cxx=${CXX_FUZZ:-}
 if [ -z "$cxx" ]; then

@@ -13,19 +13,26 @@
 # FANOTIFY_PREBUILD points at build/sanitize: it then looks in
 # build/sanitize/build/Release (node-gyp-build honours <NAME>_PREBUILD).
 #
-# node itself is not instrumented, so the ASan runtime is preloaded into it
-# (LD_PRELOAD=libasan.so, GCC's) and into every process the tests start (CLI
-# tests run node dist/cli.js, which loads the addon too). Every sanitizer
-# report goes to a file in build/sanitize/reports/ (log_path), not to stderr,
-# so reports from child processes whose output a test swallows are kept.
-# Afterwards this script reads them:
+# node itself is not instrumented, so the ASan runtime (GCC's libasan.so) is
+# preloaded into node: into jest, and, through a small hook every node process
+# loads (NODE_OPTIONS=--require build/sanitize/node-preload.js, written by this
+# script), into every node process the tests start (the CLI tests run node
+# dist/cli.js), but not into the other programs they run (mount, mkfs, cat...).
+# The hook also loads the addon once in each node process, so that a copy a
+# Worker loaded stays mapped after the Worker exits and leak stacks through it
+# can be read (SANITIZE_PIN_ADDON=0 turns that off).
+# Every sanitizer report goes to a file in build/sanitize/reports/ (log_path),
+# not to stderr, so reports from child processes whose output a test swallows
+# are kept. Afterwards this script reads them:
 #   - any ASan error or UBSan "runtime error" fails the run;
-#   - leaks (LeakSanitizer at each process's exit) fail it only when a frame
-#     of the allocation is in the addon (fanotify.node / src-native/): node and
-#     V8 keep memory until exit by design, and LSan cannot be told to ignore
-#     them by suppression (a suppression matches any frame of the stack, and
-#     node's frames are in every stack). The others are only counted.
-# Exit status: non-zero when jest failed or a finding is attributed to us.
+#   - a leak (LeakSanitizer, at each node process's exit) fails it when the
+#     addon allocated it: the first frame past the allocator and the C/C++
+#     runtimes is in fanotify.node. node and V8 keep memory until exit by
+#     design, and V8 allocates while the addon calls into JavaScript; those
+#     are counted, not failed (an LSan suppression cannot separate them: it
+#     matches any frame of a stack). Allocations left behind by design are
+#     listed in `known` below, each with its reason, and counted apart.
+# Exit status: non-zero when jest failed or a finding is attributed to the addon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

@@ -17,10 +17,12 @@
 //   process answers 'allow'; --perm events are answered (each carries an event
 //   fd and a pidfd).
 // Every --every events (default: 1/100 of the phase) it samples the open fd
-// count and RSS, after a full GC. Verdict per phase and per measure: the first
-// 10% of the samples are warm-up and dropped; of the rest, the median of the
-// last quarter is compared with the median of the first quarter. "growing"
-// when fds grew at all (> 1) or RSS by more than max(8 MiB, 10%). Exit status
+// count (pidfds apart), RSS, the V8 heap and external (Buffer) memory, after a
+// full GC. Verdict per phase
+// and per measure: the first 10% of the samples are warm-up and dropped; of
+// the rest, the last quarter is compared with the first quarter (medians;
+// pidfds by minimum, see verdict()). "growing" when fds grew at all (> 1), RSS
+// by more than max(8 MiB, 10%), heap or external memory by more than max(8 MiB, 25%). Exit status
 // 1 when anything is growing.
 //
 // Needs root (fanotify_init, mount) and a build (npm run build: dist/ and
@@ -32,8 +34,13 @@ const os = require('node:os');
 const path = require('node:path');
 
 if (typeof global.gc !== 'function') {
-  // A full GC before each sample: RSS then reflects what is live, not garbage.
-  const r = spawnSync(process.execPath, ['--expose-gc', __filename, ...process.argv.slice(2)], { stdio: 'inherit' });
+  // --expose-gc: a full GC before each sample, so that RSS reflects what is
+  // live, not garbage. The young generation at its full size from the start:
+  // V8 grows it in steps under allocation pressure (1 -> 16 MiB per
+  // semi-space), which shows as RSS rising by ~8 MiB at a time over the first
+  // million events and then flat; that is V8 warming up, not a leak.
+  const flags = ['--expose-gc', '--min-semi-space-size=16', '--max-semi-space-size=16'];
+  const r = spawnSync(process.execPath, [...flags, __filename, ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }
 
@@ -64,7 +71,17 @@ if (process.getuid() !== 0) {
 }
 
 const MiB = 1024 * 1024;
-const fdCount = () => fs.readdirSync('/proc/self/fd').length;
+/** Open fds, split into pidfds and the rest. */
+function fdCounts() {
+  let total = 0, pidfds = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    total++;
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[pidfd]') pidfds++;
+    } catch { /* the readdir's own fd, closed already */ }
+  }
+  return { fds: total - pidfds, pidfds };
+}
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -72,18 +89,33 @@ const median = (xs) => {
 
 function sample(phase, events, t0) {
   global.gc();
-  return { phase, events, fds: fdCount(), rss: process.memoryUsage.rss(), heap: process.memoryUsage().heapUsed, ms: Date.now() - t0 };
+  const mem = process.memoryUsage();
+  return { phase, events, ...fdCounts(), rss: mem.rss, heap: mem.heapUsed, ext: mem.external, ms: Date.now() - t0 };
 }
 
-/** Flat or growing, from samples after warm-up: last quarter's median against the first quarter's. */
+/**
+ * Flat or growing, from the samples after warm-up (the first 10%): the last
+ * quarter against the first quarter, by median. pidfds are compared by their
+ * minimum instead: the kernel opens one for every event of a read() at once,
+ * and the library closes each as its event is consumed, so a sample sees
+ * anything from none to a whole batch's worth (a saw-tooth); its floor is
+ * what would rise with a leak.
+ */
 function verdict(samples) {
   const rest = samples.slice(Math.ceil(samples.length * 0.1));
   const q = Math.max(1, Math.floor(rest.length / 4));
   const first = rest.slice(0, q), last = rest.slice(-q);
   const out = {};
-  for (const [key, tolerance] of [['fds', () => 1], ['rss', (base) => Math.max(8 * MiB, base * 0.1)], ['heap', (base) => Math.max(8 * MiB, base * 0.25)]]) {
-    const a = median(first.map((s) => s[key])), b = median(last.map((s) => s[key]));
-    out[key] = { first: a, last: b, growth: b - a, flat: b - a <= tolerance(a) };
+  const measures = [
+    ['fds', median, () => 1],
+    ['pidfds', (xs) => Math.min(...xs), () => 1],
+    ['rss', median, (base) => Math.max(8 * MiB, base * 0.1)],
+    ['heap', median, (base) => Math.max(8 * MiB, base * 0.25)],
+    ['ext', median, (base) => Math.max(8 * MiB, base * 0.25)],
+  ];
+  for (const [key, stat, tolerance] of measures) {
+    const a = stat(first.map((s) => s[key])), b = stat(last.map((s) => s[key]));
+    out[key] = { stat: stat === median ? 'median' : 'minimum', first: a, last: b, growth: b - a, flat: b - a <= tolerance(a) };
   }
   return out;
 }
@@ -179,14 +211,17 @@ function printPhase(p) {
   const show = rows.filter((_, i) => i % Math.max(1, Math.round(rows.length / 20)) === 0 || i === rows.length - 1);
   console.log(`\n${p.name}: ${p.events.toLocaleString('en-US')} events in ${(p.ms / 1000).toFixed(1)} s ` +
     `(${Math.round(p.events / (p.ms / 1000)).toLocaleString('en-US')}/s); ${p.detail}`);
-  console.log('  events      seconds  fds   rss MiB  heap MiB');
+  console.log('     events  seconds   fds  pidfds   rss MiB  heap MiB   ext MiB');
   for (const s of show)
     console.log(`  ${String(s.events).padStart(9)}  ${(s.ms / 1000).toFixed(1).padStart(7)}  ${String(s.fds).padStart(4)}  ` +
-      `${(s.rss / MiB).toFixed(1).padStart(8)}  ${(s.heap / MiB).toFixed(1).padStart(8)}`);
+      `${String(s.pidfds).padStart(6)}  ${(s.rss / MiB).toFixed(1).padStart(8)}  ${(s.heap / MiB).toFixed(1).padStart(8)}  ` +
+      `${(s.ext / MiB).toFixed(1).padStart(8)}`);
   const v = verdict(rows);
-  const fmt = (k, x) => (k === 'fds' ? String(x) : `${(x / MiB).toFixed(1)} MiB`);
+  const fmt = (k, x) => (k === 'fds' || k === 'pidfds' ? String(x) : `${(x / MiB).toFixed(1)} MiB`);
+  console.log(`  (${rows.length} samples; max pidfds open at a sample: ${Math.max(...rows.map((s) => s.pidfds))})`);
   for (const [k, r] of Object.entries(v))
-    console.log(`  ${k.padEnd(4)}: first quarter ${fmt(k, r.first)}, last quarter ${fmt(k, r.last)} (${r.growth >= 0 ? '+' : ''}${fmt(k, r.growth)}): ${r.flat ? 'flat' : 'GROWING'}`);
+    console.log(`  ${k.padEnd(6)}: first quarter ${fmt(k, r.first)}, last quarter ${fmt(k, r.last)} (${r.stat}; ` +
+      `${r.growth >= 0 ? '+' : ''}${fmt(k, r.growth)}): ${r.flat ? 'flat' : 'GROWING'}`);
   return v;
 }
 

@@ -313,7 +313,7 @@ describeRoot('fanotify mounts, watch and trace', () => {
     const cli = new Cli(['mounts', '--json']);
     const { execFileSync } = await import('node:child_process');
     try {
-      await sleep(300);  // the mark is in place once the process runs; give it a moment to start
+      await cli.waitFor(() => (cli.stderr.includes('watching the mount namespace') ? true : undefined), 10_000, 'ready');
       execFileSync('mount', ['-t', 'tmpfs', 'none', a]);
       execFileSync('mount', ['--move', a, b]);
       execFileSync('umount', [b]);

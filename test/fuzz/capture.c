@@ -11,7 +11,10 @@
 //   target     FAN_REPORT_DFID_NAME_TARGET + FAN_RENAME: OLD/NEW_DFID_NAME + FID
 //   dfid       FAN_REPORT_DIR_FID alone (DFID records), FAN_REPORT_TID
 //   fd         classic fd events (open, access, modify, close), FAN_REPORT_PIDFD
+//   xdir       a rename from one directory to another (OLD/NEW_DFID_NAME differ)
+//   small-buffer  reads with a 100-byte buffer: one event per read()
 //   perm       content class, OPEN_PERM/ACCESS_PERM answered, with PIDFD
+//   exec       content class, OPEN_EXEC_PERM answered and OPEN_EXEC
 //   pre        pre-content class, FAN_PRE_ACCESS on an ext4 file: RANGE records
 //   fserror    FAN_FS_ERROR on a loop ext4 whose inode debugfs corrupted: ERROR records
 //   mnt        FAN_REPORT_MNT on this mount namespace: MNT records (attach, detach, move)
@@ -208,15 +211,41 @@ static void fs_actions(void) {
   unlink(b);
 }
 
+static void xdir_actions(void) {
+  char d1[512], d2[512], d3[600], a[600], b[700];
+  snprintf(d1, sizeof d1, "%s/from", base);
+  snprintf(d2, sizeof d2, "%s/to", base);
+  snprintf(d3, sizeof d3, "%s/to", d1);
+  mkdir(d1, 0755);
+  mkdir(d2, 0755);
+  snprintf(a, sizeof a, "%s/moved.txt", d1);
+  snprintf(b, sizeof b, "%s/arrived.txt", d2);
+  touch(a, "m");
+  rename(a, b);   // a file from one directory to another
+  rename(d2, d3); // a directory into another (FAN_ONDIR)
+  snprintf(b, sizeof b, "%s/arrived.txt", d3);
+  unlink(b);
+  rmdir(d3);
+  rmdir(d1);
+}
+
+static void fid_scenario_with(const char* scenario, const char* dir, unsigned flags, uint64_t mask,
+                              Actions fn, size_t bufsize, int keep);
+
 static void fid_scenario(const char* scenario, const char* dir, unsigned flags, uint64_t mask) {
+  fid_scenario_with(scenario, dir, flags, mask, fs_actions, 4096, 3);
+}
+
+static void fid_scenario_with(const char* scenario, const char* dir, unsigned flags, uint64_t mask,
+                              Actions fn, size_t bufsize, int keep) {
   snprintf(base, sizeof base, "%s", dir);
   int fan = fan_init(scenario, FAN_CLASS_NOTIF | flags, O_RDONLY);
   if (fan < 0) return;
   if (fan_mark(scenario, fan, FAN_MARK_FILESYSTEM, mask, AT_FDCWD, dir) < 0) return;
   int release;
-  pid_t pid = spawn(fs_actions, &release);
+  pid_t pid = spawn(fn, &release);
   usleep(200000);
-  drain(fan, scenario, 3, 4096);
+  drain(fan, scenario, keep, bufsize);
   finish(pid, release);
   close(fan);
 }
@@ -271,7 +300,7 @@ static void answer_loop(int fan, const char* scenario, pid_t pid, int release, i
     const struct fanotify_event_metadata* m = (const void*)buf;
     ssize_t left = len;
     for (; FAN_EVENT_OK(m, left); m = FAN_EVENT_NEXT(m, left)) {
-      if (m->fd >= 0) {
+      if (m->fd >= 0 && (m->mask & (FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS))) {
         struct fanotify_response r = {m->fd, FAN_ALLOW};
         if (write(fan, &r, sizeof r) < 0) perror("response");
       }
@@ -306,6 +335,32 @@ static void perm_scenario(void) {
   int release;
   pid_t pid = spawn(perm_actions, &release);
   answer_loop(fan, scenario, pid, release, 3);
+  close(fan);
+}
+
+static void exec_actions(void) {
+  char a[512];
+  snprintf(a, sizeof a, "%s/true", base);
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(a, "true", (char*)NULL);
+    _exit(127);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+}
+
+static void exec_scenario(void) {
+  const char* scenario = "exec";
+  snprintf(base, sizeof base, "%s", work);
+  sh("cp /bin/true '%s/true'", work);
+  int fan = fan_init(scenario, FAN_CLASS_CONTENT | FAN_REPORT_PIDFD, O_RDONLY);
+  if (fan < 0) return;
+  if (fan_mark(scenario, fan, 0, FAN_OPEN_EXEC_PERM | FAN_OPEN_EXEC | FAN_EVENT_ON_CHILD, AT_FDCWD, work) < 0)
+    return;
+  int release;
+  pid_t pid = spawn(exec_actions, &release);
+  answer_loop(fan, scenario, pid, release, 2);
   close(fan);
 }
 
@@ -470,6 +525,9 @@ int main(int argc, char** argv) {
   puts("target");
   fid_scenario("target", ext4, FAN_REPORT_DFID_NAME_TARGET, fs_mask | FAN_RENAME);
   fid_scenario("rename", work, FAN_REPORT_DFID_NAME, FAN_RENAME | FAN_ONDIR);
+  fid_scenario_with("xdir", work, FAN_REPORT_DFID_NAME_TARGET, fs_mask | FAN_RENAME, xdir_actions, 4096, 2);
+  // A read() buffer that holds only the first event or two: the kernel never splits one.
+  fid_scenario_with("small-buffer", ext4, FAN_REPORT_DFID_NAME | FAN_REPORT_FID, fs_mask, fs_actions, 100, 2);
   puts("dfid");
   fid_scenario("dfid", work, FAN_REPORT_DIR_FID | FAN_REPORT_TID, fs_mask);
   fid_scenario("fidonly", ext4, FAN_REPORT_FID, FAN_MODIFY | FAN_ATTRIB | FAN_CLOSE_WRITE | FAN_DELETE_SELF);
@@ -479,6 +537,8 @@ int main(int argc, char** argv) {
   fd_scenario("fd-tid", FAN_REPORT_TID, 0);
   puts("perm");
   perm_scenario();
+  puts("exec");
+  exec_scenario();
   puts("pre");
   pre_scenario();
   puts("fserror");
