@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Runs the whole jest suite against the native addon built with AddressSanitizer
-# and UndefinedBehaviorSanitizer (GCC's), in one command:
+# and UndefinedBehaviorSanitizer, in one command:
 #
 #   scripts/sanitize.sh                 every test file
 #   scripts/sanitize.sh test/permission.test.ts -t 'Worker'   jest arguments pass through
 #   SANITIZE_LEAKS=0 scripts/sanitize.sh   no leak check (faster exit)
+#   SANITIZE_CC=gcc scripts/sanitize.sh    GCC's sanitizers instead of clang's
 #
-# The instrumented addon is built beside the normal one, in build/sanitize/
-# (a gyp project there whose binding.gyp is a copy of ours and whose
-# src-native is a link to ours), so build/Release stays the normal build and
-# nothing needs rebuilding afterwards. node-gyp-build loads it because
-# FANOTIFY_PREBUILD points at build/sanitize: it then looks in
-# build/sanitize/build/Release (node-gyp-build honours <NAME>_PREBUILD).
+# The instrumented addon is built beside the normal one, in
+# build/sanitize/<cc>/ (a gyp project there whose binding.gyp is a copy of ours
+# and whose src-native is a link to ours), so build/Release stays the normal
+# build and nothing needs rebuilding afterwards. node-gyp-build loads it
+# because FANOTIFY_PREBUILD points there: it then looks in
+# build/sanitize/<cc>/build/Release (node-gyp-build honours <NAME>_PREBUILD).
 #
-# node itself is not instrumented, so the ASan runtime (GCC's libasan.so) is
-# preloaded into node: into jest, and, through a small hook every node process
+# node itself is not instrumented, so the ASan runtime (clang's
+# libclang_rt.asan-x86_64.so, or GCC's libasan.so) is preloaded into node: into jest, and, through a small hook every node process
 # loads (NODE_OPTIONS=--require build/sanitize/node-preload.js, written by this
 # script), into every node process the tests start (the CLI tests run node
 # dist/cli.js), but not into the other programs they run (mount, mkfs, cat...).
@@ -36,33 +37,66 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-out=build/sanitize
-reports=$out/reports
+# The compiler: clang when it and its ASan runtime are installed, else GCC
+# (SANITIZE_CC=gcc|clang to choose). Why clang first: with GCC, UBSan is a
+# library of its own (libubsan) beside libasan, and with libasan preloaded its
+# reports ignore log_path and go to the stderr of whichever process hit them
+# (libasan takes over the report-path setter); clang's ASan runtime includes
+# UBSan, and every report lands in the report files. With GCC, UBSan is made
+# fatal instead (-fno-sanitize-recover=undefined), so a finding cannot pass
+# unnoticed, and jest's own output is searched for it.
+cc=${SANITIZE_CC:-}
+if [ -z "$cc" ]; then
+  if command -v clang++ >/dev/null && [ -e "$(clang -print-file-name=libclang_rt.asan-x86_64.so)" ]; then cc=clang; else cc=gcc; fi
+fi
+san_flags="-fsanitize=address,undefined -fno-omit-frame-pointer -g -O1"
+case $cc in
+  clang)
+    san_cc=clang san_cxx=clang++
+    # -shared-libasan: the addon needs the runtime node has preloaded.
+    san_ldflags="-fsanitize=address,undefined -shared-libasan"
+    asan_rt=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
+    asan_lib=libclang_rt.asan ;;
+  gcc)
+    san_cc=gcc san_cxx=g++
+    san_flags="$san_flags -fno-sanitize-recover=undefined"
+    san_ldflags="-fsanitize=address,undefined"
+    asan_rt=$(gcc -print-file-name=libasan.so)
+    asan_lib=libasan ;;
+  *) echo "sanitize.sh: SANITIZE_CC must be gcc or clang" >&2; exit 2 ;;
+esac
+if [ ! -e "$asan_rt" ]; then
+  echo "sanitize.sh: the ASan runtime is not installed ($asan_rt): apt-get install -y clang libclang-rt-14-dev (or libasan8 for gcc)" >&2
+  exit 2
+fi
+top=build/sanitize
+out=$top/$cc           # a gyp project per compiler; the addon in $out/build/Release
+reports=$top/reports
+
+# node-gyp outside npm does not see npm's config: pass the headers' location
+# (nodedir) as npm would, or node-gyp tries to download them.
+if [ -z "${npm_config_nodedir:-}" ]; then
+  nodedir=$(npm config get nodedir 2>/dev/null || true)
+  case $nodedir in ''|undefined|null) ;; *) export npm_config_nodedir=$nodedir ;; esac
+fi
 
 echo "== build: normal addon and dist/ (the CLI tests run dist/cli.js)"
 node scripts/build.js
 
-echo "== build: addon with -fsanitize=address,undefined into $out/build/Release"
+echo "== build: addon with $cc -fsanitize=address,undefined into $out/build/Release"
 mkdir -p "$out"
 # A gyp project of its own: our binding.gyp, our sources through a link.
 if ! cmp -s binding.gyp "$out/binding.gyp"; then cp binding.gyp "$out/binding.gyp"; rm -f "$out/build/Makefile"; fi
-ln -sfn ../../src-native "$out/src-native"
-san_flags="-fsanitize=address,undefined -fno-omit-frame-pointer -g -O1"
+ln -sfn ../../../src-native "$out/src-native"
 node_gyp=$(node -p "require.resolve('node-gyp/bin/node-gyp.js')")
-# node-gyp outside npm does not see npm's config: pass the headers' location
-# (nodedir) as npm would, or node-gyp tries to download them.
-nodedir=${npm_config_nodedir:-$(npm config get nodedir 2>/dev/null || true)}
 gyp_args=(--directory="$out" --loglevel=warn)
-case $nodedir in ''|undefined|null) ;; *) gyp_args+=(--nodedir="$nodedir") ;; esac
 # Configured once (the flags are read by make, not baked in); make rebuilds
 # what changed.
 [ -f "$out/build/Makefile" ] || node "$node_gyp" configure "${gyp_args[@]}"
-CFLAGS="$san_flags" CXXFLAGS="$san_flags" LDFLAGS="-fsanitize=address,undefined" \
+CC=$san_cc CXX=$san_cxx LINK=$san_cxx CFLAGS="$san_flags" CXXFLAGS="$san_flags" LDFLAGS="$san_ldflags" \
   node "$node_gyp" build "${gyp_args[@]}"
-asan_rt=$(gcc -print-file-name=libasan.so)
-if [ ! -e "$asan_rt" ]; then echo "sanitize.sh: libasan.so not found ($asan_rt): apt-get install -y libasan8" >&2; exit 2; fi
-if ! ldd "$out/build/Release/fanotify.node" | grep -q libasan; then
-  echo "sanitize.sh: $out/build/Release/fanotify.node is not linked with libasan" >&2; exit 2
+if ! readelf -d "$out/build/Release/fanotify.node" | grep NEEDED | grep -q "$asan_lib"; then
+  echo "sanitize.sh: $out/build/Release/fanotify.node is not linked with $asan_lib" >&2; exit 2
 fi
 
 rm -rf "$reports"
@@ -126,17 +160,20 @@ export FANOTIFY_PREBUILD=$root/$out
 # keeps this affordable: the slow one costs seconds per process.
 # stack_trace_format: every frame names its module, which the report check uses.
 frame_format='stack_trace_format="    #%n %p in %f %S (%m+%o)"'
-export ASAN_OPTIONS="log_path=$root/$reports/asan:detect_leaks=${SANITIZE_LEAKS:-1}:allow_user_segv_handler=1:detect_odr_violation=0:malloc_context_size=30:$frame_format"
+export ASAN_OPTIONS="log_path=$root/$reports/san:detect_leaks=${SANITIZE_LEAKS:-1}:allow_user_segv_handler=1:detect_odr_violation=0:malloc_context_size=30:$frame_format"
 export LSAN_OPTIONS="exitcode=0:report_objects=0"
-export UBSAN_OPTIONS="log_path=$root/$reports/ubsan:print_stacktrace=1:$frame_format"
+export UBSAN_OPTIONS="log_path=$root/$reports/san:print_stacktrace=1:$frame_format"
 
-loaded=$(LD_PRELOAD=$asan_rt node -e "console.log(require('node-gyp-build').path(process.argv[1]))" "$root")
+loaded=$(LD_PRELOAD=$asan_rt ASAN_OPTIONS=detect_leaks=0 node -e "console.log(require('node-gyp-build').path(process.argv[1]))" "$root")
 echo "== addon under test: $loaded"
 case $loaded in "$root/$out/"*) ;; *) echo "sanitize.sh: the sanitized addon is not the one loaded" >&2; exit 2 ;; esac
 
 echo "== jest (sanitized addon, ASan runtime preloaded)"
-status=0
-LD_PRELOAD=$asan_rt node node_modules/jest/bin/jest.js "$@" || status=$?
+# jest's output is kept too: with GCC, UBSan reports of the jest process are there.
+set +e
+LD_PRELOAD=$asan_rt node node_modules/jest/bin/jest.js "$@" 2>&1 | tee "$reports/jest.log"
+status=${PIPESTATUS[0]}
+set -e
 
 echo "== sanitizer reports ($reports)"
 python3 - "$reports" <<'PY' || status=1
@@ -147,7 +184,7 @@ d = sys.argv[1]
 # addon: V8 objects allocated while the addon calls into JavaScript have addon
 # frames further down, and are not ours.
 frame_re = re.compile(r'^\s*#\d+ .*\((\S+)\+0x[0-9a-f]+\)\s*$', re.M)
-runtime = re.compile(r'/(libasan|libubsan|liblsan|libstdc\+\+|libc|libgcc_s|libm|ld-linux[^/]*)\.so')
+runtime = re.compile(r'/(libasan|libubsan|liblsan|libclang_rt\.[a-z_]+-x86_64|libstdc\+\+|libc\+\+|libc|libgcc_s|libm|ld-linux[^/]*)\.so')
 def allocated_by_addon(block):
     for module in frame_re.findall(block):
         if runtime.search(module):
@@ -168,10 +205,11 @@ def first_addon_function(block):
     return None
 errors, our_leaks, other_leaks, through_addon, processes = [], [], 0, 0, set()
 excused, unknown_code = {}, 0
-files = sorted(os.listdir(d))
+files = sorted(os.listdir(d))  # san.<pid> (one per process with a report) and jest.log
 for name in files:
     text = open(os.path.join(d, name), errors='replace').read()
-    processes.add(name.rsplit('.', 1)[-1])
+    if name != 'jest.log':
+        processes.add(name.rsplit('.', 1)[-1])
     # UBSan: "file:line:col: runtime error: ..." and its stack.
     for m in re.finditer(r'^.*runtime error:.*(?:\n\s+#.*)*', text, re.M):
         errors.append(f'{name}: {m.group(0)}')
@@ -194,7 +232,7 @@ for name in files:
             other_leaks += 1
             if 'fanotify.node' in block:
                 through_addon += 1
-print(f'{len(files)} report files from {len(processes)} processes')
+print(f'reports from {len(processes)} processes (and jest.log)')
 print(f'ASan/UBSan errors: {len(errors)}; leaks allocated by the addon: {len(our_leaks)}; '
       f'other leak stacks (node, V8, libuv, tools): {other_leaks}, of which {through_addon} '
       f'allocated by V8/node while the addon called into them')
