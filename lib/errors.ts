@@ -27,6 +27,8 @@ const HINTS: Readonly<Record<string, string>> = {
     'fanotify needs CAP_SYS_ADMIN: run as root. Without it (Linux >= 5.13) only class "notification" groups with report.fid and inode marks are allowed.',
   'fanotify_init:EINVAL':
     'this kernel does not accept these flags: the kernel may be too old for one of them (see probe()), or they do not combine (pre-content and content classes cannot report fid; report.mount cannot combine with fid flags or content classes; report.name needs report.dirFid).',
+  'fanotify_init:EINVAL:audit':
+    'this kernel does not accept these flags: audit: true (FAN_ENABLE_AUDIT) needs a kernel built with audit support (CONFIG_AUDITSYSCALL), so try without audit; otherwise the kernel may be too old for another flag (see probe()).',
   'fanotify_init:EMFILE':
     'too many fanotify groups: raise /proc/sys/fs/fanotify/max_user_groups or close unused groups.',
   'fanotify_init:ENOSYS': 'this kernel was built without fanotify (CONFIG_FANOTIFY).',
@@ -54,7 +56,7 @@ const HINTS: Readonly<Record<string, string>> = {
   'read:EMFILE':
     'the process is out of file descriptors for event fds: close kept fds (ev.keepFd()) sooner or raise the limit (ulimit -n).',
   'write:EINVAL':
-    'the kernel refused this response: custom deny errnos need class "pre-content" and one of EIO, EPERM, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT; audit needs the group option audit: true.',
+    'the kernel refused this response: custom deny errnos need class "pre-content" and one of EIO, EPERM, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT; audit needs the group option audit: true, and an audit rule reply Linux 6.3 or later.',
 };
 
 /** Builds the public error for a failed syscall (errno positive, as returned). */

@@ -7,7 +7,7 @@ import { constants as C, PERMISSION_EVENTS } from './constants';
 import { errnoName } from './errno';
 import { invalidArg, stateError } from './errors';
 import { FileId, formatFsid, makeFileId } from './fileid';
-import { Decision, EVENT_BITS, EventName } from './options';
+import { Decision, EVENT_BITS, EventName, RespondOptions } from './options';
 
 // Row layouts of the native tables: src-native/parser.h (EventField, RecordField).
 const EV = { offset: 0, length: 1, maskLo: 2, maskHi: 3, fd: 4, pid: 5, firstRecord: 6, recordCount: 7, flags: 8, token: 9, stride: 10 } as const;
@@ -23,7 +23,8 @@ export interface Batch {
 
 /** What the event needs from its group, which owns every fd it hands over. */
 export interface EventOwner {
-  respond(token: number, decision: Decision, audit: boolean): void;
+  /** Answers; `releaseFd` (or -1) is closed just before the answer is written. */
+  respond(token: number, decision: Decision, audit: unknown, releaseFd: number): void;
   /** Done with an fd: closed now, or with the answer of a pending permission event. */
   release(fd: number, token: number): void;
   /** The caller takes the fd over. */
@@ -143,15 +144,17 @@ export class FanotifyEvent {
   get records(): RawRecord[] | undefined { return this.#decode().records; }
 
   /** Answers a permission event; exactly once. */
-  respond(decision: Decision, options: { audit?: boolean } = {}): void {
+  respond(decision: Decision, options: RespondOptions = {}): void {
     if (!this.isPermission || this.#owner === null)
       throw stateError('ERR_NOT_PERMISSION_EVENT', `respond() is only for permission events; this one is ${this.events.join(', ') || 'not'}`);
     if (typeof options !== 'object' || options === null) throw invalidArg('options', options, 'must be an object');
     if (this.#responded)
       throw stateError('ERR_ALREADY_RESPONDED', 'this permission event was answered already; respond() may be called once');
-    this.#owner.respond(this.#token, decision, options.audit === true);
+    // Our fd closes before the waiter wakes (an exec fails with ETXTBSY while
+    // a writable fd of the file is open).
+    const releaseFd = this.fd !== null && !this.#fdKept ? this.fd : -1;
+    this.#owner.respond(this.#token, decision, options.audit ?? false, releaseFd);
     this.#responded = true;
-    if (this.fd !== null && !this.#fdKept) this.#owner.release(this.fd, this.#token);
     this.fd = null;
   }
 

@@ -7,7 +7,7 @@ import { constants as C } from './constants';
 import { fromNative, invalidArg, stateError, systemError } from './errors';
 import { Batch, EVENT_STRIDE, EventOwner, FanotifyEvent } from './event';
 import {
-  Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
+  auditRuleInfo, Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
   markFlags, Scope,
 } from './options';
 
@@ -62,11 +62,14 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
         (batch) => this.#onBatch(batch),
       );
     } catch (err) {
-      throw fromNative(err, { details: `class '${cfg.groupClass}', flags 0x${cfg.initFlags.toString(16)}` });
+      throw fromNative(err, {
+        details: `class '${cfg.groupClass}', flags 0x${cfg.initFlags.toString(16)}`,
+        variant: cfg.audit ? 'audit' : undefined,
+      });
     }
     const native = this.#native;
     this.#owner = {
-      respond: (token, decision, audit) => this.#respond(token, decision, audit),
+      respond: (token, decision, audit, releaseFd) => this.#respond(token, decision, audit, releaseFd),
       release: (fd, token) => native.release(fd, token),
       keep: (fd) => native.keep(fd),
     };
@@ -330,11 +333,14 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     for (let i = this.#head; i < this.#queue.length; i++) this.#queue[i]._answeredElsewhere();
   }
 
-  #respond(token: number, decision: Decision, audit: boolean): void {
+  #respond(token: number, decision: Decision, audit: unknown, releaseFd: number): void {
     const cfg = this.#config;
-    if (audit && !cfg.audit) throw invalidArg('options.audit', true, 'needs the group option audit: true (FAN_ENABLE_AUDIT)');
-    const response = decisionToResponse(decision, 'decision', cfg.groupClass, audit);
-    const err = this.#native.respond(token, response);
+    const info = typeof audit === 'boolean' ? undefined : auditRuleInfo(audit, 'options.audit');
+    if (audit !== false && !cfg.audit) throw invalidArg('options.audit', audit, 'needs the group option audit: true (FAN_ENABLE_AUDIT)');
+    let response = decisionToResponse(decision, 'decision', cfg.groupClass, audit !== false);
+    if (info) response = (response | C.FAN_INFO) >>> 0;
+    if (releaseFd >= 0) this.#native.release(releaseFd, token);  // closes with the answer
+    const err = this.#native.respond(token, response, info);
     if (err === ENOENT)
       throw stateError('ERR_ALREADY_RESPONDED',
         'this permission event was already answered with the default (its timeout passed, or the group was closed, or the loop ended)');

@@ -6,8 +6,8 @@ export type { RawRecord } from './event';
 export type { FileId } from './fileid';
 export { constants, FAN_DENY_ERRNO } from './constants';
 export type {
-  Decision, EventName, FanotifyOptions, GroupClass, MarkEventName, MarkOptions, PermissionOptions,
-  ReportOptions, Scope,
+  AuditRule, AuditTrust, Decision, EventName, FanotifyOptions, GroupClass, MarkEventName, MarkOptions, PermissionOptions,
+  ReportOptions, RespondOptions, Scope,
 } from './options';
 export { errnoName } from './errno';
 export type { FanotifyError } from './errors';

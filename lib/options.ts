@@ -18,6 +18,24 @@ export interface ReportOptions {
 
 export type Decision = 'allow' | 'deny' | { deny: number | string };
 
+/** Whether the subject (process) or object (file) is trusted, for the audit log. */
+export type AuditTrust = boolean | 'unknown';
+
+/**
+ * An audit record naming the rule that decided (FAN_INFO with
+ * FAN_RESPONSE_INFO_AUDIT_RULE, Linux 6.3+), as fapolicyd writes them.
+ */
+export interface AuditRule {
+  rule: number;
+  subjectTrust?: AuditTrust;
+  objectTrust?: AuditTrust;
+}
+
+export interface RespondOptions {
+  /** Log the decision to the audit subsystem (needs the group option audit: true). */
+  audit?: boolean | AuditRule;
+}
+
 export interface PermissionOptions {
   /** Unanswered permission events get `default` after this long. Default 5000; Infinity: never. */
   timeoutMs?: number;
@@ -217,6 +235,31 @@ export function decisionToResponse(decision: unknown, name: string, groupClass: 
   }
   if (audit) response |= C.FAN_AUDIT;
   return response >>> 0;
+}
+
+const AUDIT_RULE_LEN = 16;  // struct fanotify_response_info_audit_rule
+
+function trust(value: unknown, name: string): number {
+  if (value === undefined || value === 'unknown') return 2;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  throw invalidArg(name, value, "must be true, false or 'unknown'");
+}
+
+/** { rule, subjectTrust, objectTrust } -> the info record written after the response. */
+export function auditRuleInfo(audit: unknown, name: string): Buffer {
+  if (typeof audit !== 'object' || audit === null) throw invalidArg(name, audit, 'must be a boolean or { rule, subjectTrust?, objectTrust? }');
+  const a = audit as Record<string, unknown>;
+  for (const key of Object.keys(a))
+    if (!['rule', 'subjectTrust', 'objectTrust'].includes(key)) throw invalidArg(`${name}.${key}`, a[key], 'is not an option');
+  if (typeof a.rule !== 'number' || !Number.isInteger(a.rule) || a.rule < 0 || a.rule > 0xffffffff)
+    throw invalidArg(`${name}.rule`, a.rule, 'must be an integer from 0 to 4294967295');
+  const info = Buffer.alloc(AUDIT_RULE_LEN);
+  info.writeUInt8(C.FAN_RESPONSE_INFO_AUDIT_RULE, 0);  // hdr.type; hdr.pad stays 0
+  info.writeUInt16LE(AUDIT_RULE_LEN, 2);  // hdr.len
+  info.writeUInt32LE(a.rule, 4);
+  info.writeUInt32LE(trust(a.subjectTrust, `${name}.subjectTrust`), 8);
+  info.writeUInt32LE(trust(a.objectTrust, `${name}.objectTrust`), 12);
+  return info;
 }
 
 /** Event names (or a mask) -> the mask for fanotify_mark. */

@@ -16,6 +16,8 @@ export interface FetchRequest {
   path: string;
   offset: number;
   length: number;
+  /** Aborted when the server closes: the result is not wanted any more. */
+  signal: AbortSignal;
 }
 
 /** Returns exactly `length` bytes of the file at `offset`. */
@@ -54,7 +56,9 @@ export class ContentServer {
   // By inode number: a stub renamed while served is still the same stub.
   readonly #served = new Map<number, Served>();
   readonly #inflight = new Set<Promise<void>>();
+  readonly #abort = new AbortController();
   #loop: Promise<void> | null = null;
+  #closing: Promise<void> | null = null;
 
   constructor(root: string, fetch: Fetch, options: ServeContentOptions) {
     this.#root = fs.realpathSync(root);
@@ -124,7 +128,10 @@ export class ContentServer {
       served.lock = new Promise<void>((r) => (release = r));
       await previous;
       try {
+        // After close() the fd may name another file already: touch nothing.
+        this.#abort.signal.throwIfAborted();
         await this.#fill(fd, served, range.offset, range.count);
+        this.#abort.signal.throwIfAborted();
         // Before the answer, which closes the fd.
         if (served.state.complete && this.#served.has(served.ino)) this.#complete(fd, served);
       } finally {
@@ -150,17 +157,29 @@ export class ContentServer {
     for (const [a0, b0] of served.state.missing(start, end - start))
       for (let a = a0; a < b0; a = Math.min(b0, (Math.floor(a / this.#chunk) + 1) * this.#chunk))
         pieces.push([a, Math.min(b0, (Math.floor(a / this.#chunk) + 1) * this.#chunk)]);
-    for (const [a, b] of pieces) {
-      const data = await this.#fetch({ path: served.rel, offset: a, length: b - a });
-      if (!(data instanceof Uint8Array) || data.length !== b - a)
-        throw new Error(`fetch returned ${data instanceof Uint8Array ? data.length : typeof data} bytes, not ${b - a}`);
-      let written = 0;
-      while (written < data.length) written += fs.writeSync(fd, data, written, data.length - written, a + written);
-      this.stats.fetches++;
-      this.stats.bytesFetched += data.length;
-      served.state.add(a, b);
-      served.state.write(fd);  // remembered across restarts
+    if (pieces.length === 0) return;
+    const signal = this.#abort.signal;
+    // Writes change the stub's times; the copy keeps the source's.
+    const times = fs.fstatSync(fd, { bigint: true });
+    try {
+      for (const [a, b] of pieces) await this.#fillPiece(fd, served, a, b, signal);
+    } finally {
+      if (!signal.aborted) fs.futimesSync(fd, Number(times.atimeNs) / 1e9, Number(times.mtimeNs) / 1e9);
     }
+  }
+
+  async #fillPiece(fd: number, served: Served, a: number, b: number, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    const data = await abortable(() => this.#fetch({ path: served.rel, offset: a, length: b - a, signal }), signal);
+    signal.throwIfAborted();
+    if (!(data instanceof Uint8Array) || data.length !== b - a)
+      throw new Error(`fetch returned ${data instanceof Uint8Array ? data.length : typeof data} bytes, not ${b - a}`);
+    let written = 0;
+    while (written < data.length) written += fs.writeSync(fd, data, written, data.length - written, a + written);
+    this.stats.fetches++;
+    this.stats.bytesFetched += data.length;
+    served.state.add(a, b);
+    served.state.write(fd);  // remembered across restarts
   }
 
   #complete(fd: number, served: Served): void {
@@ -175,10 +194,19 @@ export class ContentServer {
     this.stats.filesCompleted++;
   }
 
-  /** Stops serving: waiting readers get EIO, unfilled stubs go offline (mode 000) again. */
-  async close(): Promise<void> {
+  /**
+   * Stops serving: fetches in flight are aborted, waiting readers get EIO, and
+   * unfilled stubs go offline (mode 000) again.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#abort.abort(new Error('the content server was closed'));
+    await this.#fan.close();  // answers every waiting reader with the default, EIO
     await Promise.allSettled([...this.#inflight]);
-    await this.#fan.close();
     await this.#loop;
     for (const s of this.#served.values()) {
       try {
@@ -189,6 +217,18 @@ export class ContentServer {
     }
     this.#served.clear();
   }
+}
+
+/** fetch() raced against the signal: a fetch that never settles cannot hold close() up. */
+function abortable<T>(start: () => Promise<T> | T, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    Promise.resolve()
+      .then(start)
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /**

@@ -1,10 +1,10 @@
 #include "pending.h"
 
 #include <errno.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <set>
 
 #include "uapi.h"
@@ -55,18 +55,28 @@ uint32_t PendingPermissions::Add(int event_fd, Clock::time_point deadline) {
   return token;
 }
 
-int PendingPermissions::WriteLocked(const Entry& entry, uint32_t response, const void* info,
+int PendingPermissions::WriteLocked(Entry& entry, uint32_t response, const void* info,
                                     size_t info_len) {
+  if (info_len > kMaxInfoLen) return EINVAL;
+  // A released fd closes before the answer wakes the waiter: an exec allowed
+  // while our fd (opened for writing with 'rw') is still open fails with
+  // ETXTBSY. The kernel matches the answer by fd number against the events in
+  // read order, so a number reused meanwhile by a newer event is harmless.
+  if (entry.close_on_answer && !entry.fd_closed) {
+    close(entry.fd);
+    entry.fd_closed = true;
+  }
+  // One write(), not writev(): fanotify has no write_iter, so writev() would
+  // hand the kernel the response and its info record as separate writes.
   fanotify_response base{entry.fd, response};
-  iovec iov[2] = {{&base, sizeof base}, {const_cast<void*>(info), info_len}};
+  uint8_t buf[sizeof base + kMaxInfoLen];
+  memcpy(buf, &base, sizeof base);
+  if (info_len) memcpy(buf + sizeof base, info, info_len);
   ssize_t n;
   do {
-    n = writev(group_fd_, iov, info_len ? 2 : 1);
+    n = write(group_fd_, buf, sizeof base + info_len);
   } while (n < 0 && errno == EINTR);
-  int err = n < 0 ? errno : 0;
-  // ENOENT from the kernel: the waiter is gone (killed); the event is over too.
-  if ((err == 0 || err == ENOENT) && entry.close_on_answer) close(entry.fd);
-  return err;
+  return n < 0 ? errno : 0;
 }
 
 int PendingPermissions::Answer(uint32_t token, uint32_t response, const void* info,

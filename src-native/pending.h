@@ -9,7 +9,7 @@
 // The event fd is not closed by an answer while JavaScript may still use it
 // (ev.fd must never come to name another file): the Group closes it when the
 // event is released. An event released before its answer is closed here, on
-// the answer (ReleaseWhenAnswered).
+// the answer (ReleaseWhenAnswered), just before it is written.
 #pragma once
 
 #include <chrono>
@@ -33,6 +33,9 @@ class PendingPermissions {
   // happens to be the same.
   uint32_t Add(int event_fd, Clock::time_point deadline);
 
+  // The longest info record after a response (an audit rule is 16 bytes).
+  static constexpr size_t kMaxInfoLen = 64;
+
   // Returns 0 when answered, ENOENT when the token is not pending (answered
   // already), or the errno of the kernel's refusal (the event stays pending).
   int Answer(uint32_t token, uint32_t response, const void* info, size_t info_len);
@@ -53,9 +56,10 @@ class PendingPermissions {
     int fd;
     Clock::time_point deadline;
     bool close_on_answer = false;
+    bool fd_closed = false;
   };
-  // Writes the response (and closes the fd if released). Caller holds mu_.
-  int WriteLocked(const Entry& entry, uint32_t response, const void* info, size_t info_len);
+  // Closes the fd if released, then writes the response. Caller holds mu_.
+  int WriteLocked(Entry& entry, uint32_t response, const void* info, size_t info_len);
   static void AnswerAllAtExit();
 
   std::mutex mu_;

@@ -441,9 +441,8 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     }
   });
 
-  // --- Correct behaviour; the two marked test.failing are known bugs, still open. ---
 
-  test.failing('a filled stub keeps the source mtime (fills write through the event fd)', async () => {
+  test('a filled stub keeps the source mtime (fills write through the event fd)', async () => {
     await withImage(async ({ src, stub, fetchFrom }) => {
       writeRandom(path.join(src, 'old.bin'), MiB + 1);
       fs.utimesSync(path.join(src, 'old.bin'), 1_000_000, 1_000_000);
@@ -486,7 +485,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test.failing('close() while a fetch hangs finishes promptly and the waiting reader gets EIO', async () => {
+  test('close() while a fetch hangs finishes promptly and the waiting reader gets EIO', async () => {
     await withImage(async ({ src, stub }) => {
       writeRandom(path.join(src, 'hang.bin'), MiB);
       await populate(src, stub);

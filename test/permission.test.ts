@@ -177,6 +177,64 @@ describeRoot('permission events', () => {
     });
   });
 
+  describe('audit replies', () => {
+    // The kernel checks the rule record's header (type, pad, len) and size and
+    // refuses the whole answer with EINVAL otherwise: an accepted answer that
+    // reaches the other process shows the record is well formed. (The audit
+    // log itself is written only with audit rules loaded; not touched here.)
+    test.each([
+      ['deny', { rule: 7, subjectTrust: true, objectTrust: false }, expectDenied],
+      ['allow', { rule: 0xffffffff }, expectAllowed],
+      ['allow', true, expectAllowed],
+    ] as const)("respond('%s', { audit: %j }) with audit: true is accepted", async (decision, audit, check) => {
+      const fan = new Fanotify({ class: 'content', audit: true, permission: { timeoutMs: 10_000, default: decision === 'deny' ? 'allow' : 'deny' } });
+      try {
+        fan.add(dir, ['openPerm', 'eventOnChild']);
+        const it = fan[Symbol.asyncIterator]();
+        const c = cat(file);
+        const ev = await nextEvent(it);
+        ev.respond(decision, { audit });
+        const r = await c.result;
+        check(r);
+        expect(r.ms).toBeLessThan(5000);
+      } finally {
+        await fan.close();
+      }
+    });
+
+    test('a bad rule is a TypeError before the kernel, and the event is still ours to answer', async () => {
+      const fan = new Fanotify({ class: 'content', audit: true, permission: { timeoutMs: 10_000, default: 'allow' } });
+      try {
+        fan.add(dir, ['openPerm', 'eventOnChild']);
+        const it = fan[Symbol.asyncIterator]();
+        const c = cat(file);
+        const ev = await nextEvent(it);
+        const bad = [{ rule: -1 }, { rule: 1.5 }, { rule: 2 ** 32 }, {}, { rule: 1, subjectTrust: 'yes' }, { rule: 1, other: 1 }, 1, 'x'];
+        for (const audit of bad)
+          expect(() => ev.respond('deny', { audit } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+        expect(ev.fd).not.toBeNull();
+        ev.respond('deny', { audit: { rule: 3 } });
+        expectDenied(await c.result);
+      } finally {
+        await fan.close();
+      }
+    });
+
+    test('an audit reply without the group option audit: true is a TypeError naming the option', async () => {
+      const fan = contentGroup(dir, { timeoutMs: 10_000, default: 'deny' });
+      try {
+        const it = fan[Symbol.asyncIterator]();
+        const c = cat(file);
+        const ev = await nextEvent(it);
+        expect(() => ev.respond('allow', { audit: { rule: 1 } })).toThrow(/needs the group option audit: true/);
+        ev.respond('allow');
+        expectAllowed(await c.result);
+      } finally {
+        await fan.close();
+      }
+    });
+  });
+
   // 2 ----------------------------------------------------------------------
   describe('the native timeout', () => {
     test.each([
