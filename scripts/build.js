@@ -12,6 +12,12 @@ const run = (script, args) =>
   execFileSync(process.execPath, [script, ...args], { cwd: root, stdio: 'inherit' });
 const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
 
+// Run directly (not through npm), node-gyp would download Node's headers; the
+// ones installed with this node serve as well and need no network.
+const prefix = path.dirname(path.dirname(process.execPath));
+if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'common.gypi')))
+  process.env.npm_config_nodedir = prefix;
+
 if (!fs.existsSync(path.join(root, 'build', 'Makefile'))) run(nodeGyp, ['configure']);
 run(nodeGyp, ['build']);
 run(require.resolve('typescript/bin/tsc'), ['-p', 'tsconfig.json']);
