@@ -24,6 +24,9 @@ export function formatFsid(val0: number, val1: number): string {
   return `${(val0 >>> 0).toString(16).padStart(8, '0')}:${(val1 >>> 0).toString(16).padStart(8, '0')}`;
 }
 
+const u32At = (b: Uint8Array, at: number): number =>
+  (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
+
 /** Builds a FileId; `handle` is copied so the id outlives the read buffer. */
 export function makeFileId(fsid: string, handleType: number, handle: Buffer): FileId {
   const id: FileId = { fsid, handleType, handle };
@@ -31,12 +34,12 @@ export function makeFileId(fsid: string, handleType: number, handle: Buffer): Fi
   // exactly 8 bytes (tmpfs also says type 1, but with 12 bytes in another order).
   if ((handleType === FILEID_INO32_GEN && handle.length === 8) ||
       (handleType === FILEID_INO32_GEN_PARENT && handle.length === 16)) {
-    id.ino = BigInt(handle.readUInt32LE(0));
-    id.generation = handle.readUInt32LE(4);
+    id.ino = BigInt(u32At(handle, 0));
+    id.generation = u32At(handle, 4);
   } else if ((handleType === FILEID_INO64_GEN && handle.length === 12) ||
              (handleType === FILEID_INO64_GEN_PARENT && handle.length === 24)) {
     id.ino = handle.readBigUInt64LE(0);
-    id.generation = handle.readUInt32LE(8);
+    id.generation = u32At(handle, 8);
   }
   return id;
 }

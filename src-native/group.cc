@@ -147,7 +147,9 @@ void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* ra
 }
 
 std::unique_ptr<Batch> Group::ReadNow() {
-  return reader_ ? reader_->ReadNow(scratch_) : ReadBatch(fd_.get(), scratch_);
+  std::unique_ptr<Batch> batch = reader_ ? reader_->ReadNow(scratch_) : ReadBatch(fd_.get(), scratch_);
+  drained_ = batch && batch->error == 0 && batch->bytes.size() < scratch_.size() / 2;
+  return batch;
 }
 
 // The poller saw the fd readable. The poller stays active between reads that
@@ -179,8 +181,13 @@ Napi::Value Group::Fd(const Napi::CallbackInfo& info) {
 // the batch comes later through the onBatch callback.
 Napi::Value Group::Read(const Napi::CallbackInfo& info) {
   if (closed_) return info.Env().Undefined();
-  // Events already queued are read at once, without a loop turn.
-  if (std::unique_ptr<Batch> batch = ReadNow()) return BatchToJs(info.Env(), *batch);
+  // Events already queued are read at once, without a loop turn. Not after a
+  // read that drained the queue while the poller still watches the fd: epoll
+  // tells when more comes, and the read that would say EAGAIN is saved (one
+  // system call per wake-up when events trickle in).
+  if (!(drained_ && poller_->active())) {
+    if (std::unique_ptr<Batch> batch = ReadNow()) return BatchToJs(info.Env(), *batch);
+  }
   poller_->Start();
   read_pending_ = true;
   return info.Env().Undefined();

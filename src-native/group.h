@@ -64,6 +64,9 @@ class Group : public Napi::ObjectWrap<Group> {
   // closed with the group, so a terminated Worker leaks none.
   std::unordered_set<int> live_fds_;
   bool read_pending_ = false;  // JavaScript waits for a batch
+  // The last read took less than half the buffer: the kernel's queue was
+  // empty then, and a read now would most likely return EAGAIN.
+  bool drained_ = false;
   bool closed_ = false;
   bool cleanup_hook_added_ = false;
 };

@@ -114,6 +114,10 @@ bool ParseRecords(const uint8_t* data, size_t start, size_t end, ParsedBatch* ou
 }  // namespace
 
 void ParseEvents(const uint8_t* data, size_t len, ParsedBatch* out) {
+  // Room for typical events (about 48 bytes each, one record) up front: growing
+  // the tables a step at a time costs a malloc per step, per batch.
+  out->events.reserve((len / 48 + 1) * kEventStride);
+  out->records.reserve((len / 48 + 1) * kRecordStride);
   size_t at = 0;
   while (at < len) {
     size_t left = len - at;
