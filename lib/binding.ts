@@ -11,8 +11,12 @@ export interface NativeGroupOptions {
   bufferSize: number;
 }
 
-/** [errno, bytes, events, records]; errno != 0 (a failed read) comes without the rest. */
-export type RawBatch = [number, Buffer?, Int32Array?, Int32Array?];
+/**
+ * A batch as the addon hands it over: the errno of a failed read, or one
+ * ArrayBuffer holding [event ints, record ints, byte count] (3 int32), the
+ * event table, the record table and the bytes read (see batchViews()).
+ */
+export type RawBatch = number | ArrayBuffer;
 export type BatchCallback = (batch: RawBatch) => void;
 
 export interface NativeGroup {

@@ -21,6 +21,17 @@ export interface Batch {
   records: Int32Array;
 }
 
+/** The views over a batch's ArrayBuffer (the layout is Group::BatchToJs's). */
+export function batchViews(raw: ArrayBuffer): Batch {
+  const header = new Int32Array(raw, 0, 3);
+  const eventInts = header[0];
+  const recordInts = header[1];
+  const events = new Int32Array(raw, 12, eventInts);
+  const records = new Int32Array(raw, 12 + eventInts * 4, recordInts);
+  const bytes = Buffer.from(raw, 12 + (eventInts + recordInts) * 4, header[2]);
+  return { bytes, events, records };
+}
+
 /** What the event needs from its group, which owns every fd it hands over. */
 export interface EventOwner {
   /** Answers; `releaseFd` (or -1) is closed just before the answer is written. */

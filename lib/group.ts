@@ -5,7 +5,7 @@ import { binding, NativeGroup, RawBatch } from './binding';
 import './dispose';
 import { constants as C } from './constants';
 import { fromNative, invalidArg, stateError, systemError } from './errors';
-import { Batch, EVENT_STRIDE, EventOwner, FanotifyEvent } from './event';
+import { batchViews, EVENT_STRIDE, EventOwner, FanotifyEvent } from './event';
 import {
   auditRuleInfo, Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
   markFlags, Scope,
@@ -278,13 +278,13 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     }
   }
 
-  #onBatch([errno, bytes, events, records]: RawBatch): void {
+  #onBatch(raw: RawBatch): void {
     if (this.#closed) return;
-    if (errno !== 0) {
-      this.#readError = systemError(errno, 'read');
+    if (typeof raw === 'number') {
+      this.#readError = systemError(raw, 'read');
     } else {
-      const batch: Batch = { bytes: bytes!, events: events!, records: records! };
-      const count = events!.length / EVENT_STRIDE;
+      const batch = batchViews(raw);
+      const count = batch.events.length / EVENT_STRIDE;
       const reportsPidfd = this.#config.report.pidfd;
       for (let i = 0; i < count; i++) {
         const ev = new FanotifyEvent(batch, i, this.#owner, reportsPidfd);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Benchmarks: the library against plain C doing the same work (see bench/README.md).
-//   P1: consumer CPU per event (FID-mode create/delete feed on a loop-mounted ext4).
+//   P1: consumer CPU per event (FID-mode create/delete feed on a loop-mounted ext4),
+//       also for the "Node floor" (bench/js-floor.js: the addon with no event objects).
 //   P2: latency added to each open() by an allow-all FAN_OPEN_PERM handler.
 // Usage (as root): node scripts/bench.js [--events N] [--opens M] [--reps K]
 //                  [--only p1|p2] [--backlog] [--pin none|same|split]
@@ -155,10 +156,12 @@ const consumers = {
   p1: {
     C: (mnt, n, extra) => run('consumer', path.join(buildDir, 'c-consumer'), [mnt, String(n), ...extra]),
     JS: (mnt, n, extra) => run('consumer', process.execPath, [path.join(benchDir, 'js-consumer.js'), mnt, String(n), ...extra]),
+    floor: (mnt, n, extra) => run('consumer', process.execPath, [path.join(benchDir, 'js-floor.js'), mnt, String(n), ...extra]),
   },
   p2: {
     C: (dir) => run('consumer', path.join(buildDir, 'c-perm'), [dir]),
     JS: (dir) => run('consumer', process.execPath, [path.join(benchDir, 'js-perm.js'), dir]),
+    floor: (dir) => run('consumer', process.execPath, [path.join(benchDir, 'js-perm-floor.js'), dir]),
   },
 };
 
@@ -166,16 +169,16 @@ const consumers = {
 // CPU frequency) does not always favour the same one.
 const haveJs = fs.existsSync(path.join(root, 'dist', 'index.js'));
 const order = (rep, kinds) => {
-  const k = haveJs ? kinds : kinds.filter((x) => x !== 'JS');
+  const k = haveJs ? kinds : kinds.filter((x) => x === 'C' || x === 'base');
   return rep % 2 ? [...k].reverse() : k;
 };
 const fmt = (x, digits) => (x == null || Number.isNaN(x) ? '-' : x.toFixed(digits));
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 async function p1(mnt) {
-  const per = { C: [], JS: [] }, raw = [];
+  const per = { C: [], JS: [], floor: [] }, raw = [];
   for (let rep = 0; rep < opt.reps; rep++) {
-    for (const kind of order(rep, ['C', 'JS'])) {
+    for (const kind of order(rep, ['C', 'floor', 'JS'])) {
       // A new directory per run: the same starting state for both consumers.
       const dir = path.join(mnt, `p1-${rep}-${kind}`);
       fs.mkdirSync(dir);
@@ -189,12 +192,15 @@ async function p1(mnt) {
       if (r.events !== opt.events) throw new Error(`${kind} consumer counted ${r.events} events, expected ${opt.events}`);
       per[kind].push(r.cpu_us / r.events);
       raw.push({ rep, kind, ...r, gen_wall_ms: g.wall_ms });
-      console.log(`  P1 rep ${rep + 1} ${kind.padEnd(2)}  ${(r.cpu_us / r.events).toFixed(3)} us/event  ` +
+      console.log(`  P1 rep ${rep + 1} ${kind.padEnd(5)}  ${(r.cpu_us / r.events).toFixed(3)} us/event  ` +
         `(${r.records} records, ${r.cpu_us} us CPU, ${r.wall_ms} ms wall)`);
     }
   }
-  const c = median(per.C), js = haveJs ? median(per.JS) : null;
-  return { c_us_per_event: +c.toFixed(3), js_us_per_event: js && +js.toFixed(3), ratio: js && +(js / c).toFixed(2), runs: raw };
+  const c = median(per.C), js = haveJs ? median(per.JS) : null, floor = haveJs ? median(per.floor) : null;
+  return {
+    c_us_per_event: +c.toFixed(3), js_us_per_event: js && +js.toFixed(3), ratio: js && +(js / c).toFixed(2),
+    floor_us_per_event: floor && +floor.toFixed(3), floor_ratio: floor && +(floor / c).toFixed(2), runs: raw,
+  };
 }
 
 async function p2(mnt) {
@@ -202,10 +208,10 @@ async function p2(mnt) {
   fs.mkdirSync(dir);
   const file = path.join(dir, 'file');
   fs.writeFileSync(file, 'x');
-  const ns = { base: [], C: [], JS: [] };
+  const ns = { base: [], C: [], JS: [], floor: [] };
   const openLoop = () => run('load', path.join(buildDir, 'open-loop'), [file, String(opt.opens)]).done;
   for (let rep = 0; rep < opt.reps; rep++) {
-    for (const kind of order(rep, ['base', 'C', 'JS'])) {
+    for (const kind of order(rep, ['base', 'C', 'floor', 'JS'])) {
       let r;
       if (kind === 'base') r = await openLoop();
       else {
@@ -216,13 +222,15 @@ async function p2(mnt) {
         if (s.answered < opt.opens) throw new Error(`${kind} consumer answered only ${s.answered} of ${opt.opens} opens`);
       }
       ns[kind].push(r.ns_per_open);
-      console.log(`  P2 rep ${rep + 1} ${kind.padEnd(4)}  ${r.ns_per_open} ns/open`);
+      console.log(`  P2 rep ${rep + 1} ${kind.padEnd(5)}  ${r.ns_per_open} ns/open`);
     }
   }
   const base = median(ns.base), c = median(ns.C), js = haveJs ? median(ns.JS) : null;
+  const floor = haveJs ? median(ns.floor) : null;
   return {
     baseline_ns: base, c_ns: c, js_ns: js, c_added_ns: c - base, js_added_ns: js && js - base,
-    ratio: js && +((js - base) / (c - base)).toFixed(2), samples: ns,
+    ratio: js && +((js - base) / (c - base)).toFixed(2),
+    floor_added_ns: floor && floor - base, floor_ratio: floor && +((floor - base) / (c - base)).toFixed(2), samples: ns,
   };
 }
 
@@ -241,10 +249,12 @@ async function main() {
   if (result.p1) {
     const r = result.p1;
     console.log(`  P1 consumer CPU per event (us)   ${fmt(r.c_us_per_event, 3).padStart(9)} ${fmt(r.js_us_per_event, 3).padStart(11)} ${fmt(r.ratio, 2).padStart(8)}  <= 1.5`);
+    console.log(`     (Node floor, bench/js-floor.js: ${fmt(r.floor_us_per_event, 3)} us, ${fmt(r.floor_ratio, 2)} x C)`);
   }
   if (result.p2) {
     const r = result.p2;
     console.log(`  P2 added latency per open (ns)   ${fmt(r.c_added_ns, 0).padStart(9)} ${fmt(r.js_added_ns, 0).padStart(11)} ${fmt(r.ratio, 2).padStart(8)}  <= 1.5`);
+    console.log(`     (Node floor, bench/js-perm-floor.js: ${fmt(r.floor_added_ns, 0)} ns, ${fmt(r.floor_ratio, 2)} x C)`);
     console.log(`     (open() without a consumer: ${Math.round(r.baseline_ns)} ns)`);
   }
   console.log(JSON.stringify(result));

@@ -1,8 +1,12 @@
 #include "group.h"
 
+#include <cstring>
+
 #include <errno.h>
 #include <sys/fanotify.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "errors.h"
 #include "uapi.h"
@@ -114,18 +118,25 @@ Napi::Value Group::BatchToJs(Napi::Env env, const Batch& batch) {
   std::vector<int> fds;
   CollectFds(batch.parsed, &fds);
   live_fds_.insert(fds.begin(), fds.end());
-  auto out = Napi::Array::New(env, 4);
-  out.Set(0u, Napi::Number::New(env, batch.error));
-  if (batch.error == 0) {
-    const ParsedBatch& parsed = batch.parsed;
-    auto events = Napi::Int32Array::New(env, parsed.events.size());
-    std::copy(parsed.events.begin(), parsed.events.end(), events.Data());
-    auto records = Napi::Int32Array::New(env, parsed.records.size());
-    std::copy(parsed.records.begin(), parsed.records.end(), records.Data());
-    out.Set(1u, Napi::Buffer<uint8_t>::Copy(env, batch.bytes.data(), batch.bytes.size()));
-    out.Set(2u, events);
-    out.Set(3u, records);
-  }
+  if (batch.error != 0) return Napi::Number::New(env, batch.error);
+  // One ArrayBuffer per batch: [event ints, record ints, byte count], the
+  // event table, the record table, the bytes read (JavaScript makes the views:
+  // one allocation here instead of five, and no Buffer prototype to set).
+  const ParsedBatch& parsed = batch.parsed;
+  const int32_t header[3] = {static_cast<int32_t>(parsed.events.size()),
+                             static_cast<int32_t>(parsed.records.size()),
+                             static_cast<int32_t>(batch.bytes.size())};
+  const size_t events_len = parsed.events.size() * sizeof(int32_t);
+  const size_t records_len = parsed.records.size() * sizeof(int32_t);
+  auto out = Napi::ArrayBuffer::New(env, sizeof header + events_len + records_len + batch.bytes.size());
+  auto* p = static_cast<uint8_t*>(out.Data());
+  memcpy(p, header, sizeof header);
+  p += sizeof header;
+  if (events_len) memcpy(p, parsed.events.data(), events_len);
+  p += events_len;
+  if (records_len) memcpy(p, parsed.records.data(), records_len);
+  p += records_len;
+  if (!batch.bytes.empty()) memcpy(p, batch.bytes.data(), batch.bytes.size());
   return out;
 }
 
