@@ -25,8 +25,7 @@ function consume(batch) {
     const ev = batchViews(batch).events;
     for (let row = 0; row < ev.length; row += EV_STRIDE) {
       const token = ev[row + EV_TOKEN];
-      if (ev[row + EV_FD] >= 0) group.release(ev[row + EV_FD], token);  // closes with the answer
-      if (token !== 0) group.respond(token, C.FAN_ALLOW);
+      if (token !== 0) group.respond(token, C.FAN_ALLOW, ev[row + EV_FD]);  // the fd closes with the answer
       answered++;
     }
   }

@@ -23,8 +23,11 @@ export interface NativeGroup {
   readonly fd: number;
   /** A batch if the kernel has events now; else undefined and onBatch gets it later. */
   read(): RawBatch | undefined;
-  /** 0 when answered, ENOENT when not pending, else the kernel's errno. */
-  respond(token: number, response: number, info?: Buffer): number;
+  /**
+   * 0 when answered, ENOENT when not pending, else the kernel's errno.
+   * releaseFd (or -1): released first, so it closes just before the answer.
+   */
+  respond(token: number, response: number, releaseFd: number, info?: Buffer): number;
   answerPending(): void;
   /** JavaScript is done with an event fd or pidfd (token: its permission event, or 0). */
   release(fd: number, token: number): void;

@@ -187,8 +187,8 @@ export class FanotifyEvent {
   }
 
   /** Answers with the group's default, for an event that is dropped unseen. */
-  _answerDefault(native: { respond(token: number, response: number): number }, response: number): void {
-    if (this.#token !== 0 && !this.#responded) native.respond(this.#token, response);
+  _answerDefault(native: { respond(token: number, response: number, releaseFd: number): number }, response: number): void {
+    if (this.#token !== 0 && !this.#responded) native.respond(this.#token, response, -1);
     this.#responded = true;
   }
 

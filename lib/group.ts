@@ -339,8 +339,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     if (audit !== false && !cfg.audit) throw invalidArg('options.audit', audit, 'needs the group option audit: true (FAN_ENABLE_AUDIT)');
     let response = decisionToResponse(decision, 'decision', cfg.groupClass, audit !== false);
     if (info) response = (response | C.FAN_INFO) >>> 0;
-    if (releaseFd >= 0) this.#native.release(releaseFd, token);  // closes with the answer
-    const err = this.#native.respond(token, response, info);
+    const err = this.#native.respond(token, response, releaseFd, info);
     if (err === ENOENT)
       throw stateError('ERR_ALREADY_RESPONDED',
         'this permission event was already answered with the default (its timeout passed, or the group was closed, or the loop ended)');

@@ -269,13 +269,31 @@ async function verifyFill(src, stubDir, stats) {
   if (bad.length) throw new Error(`${bad.length} filled stubs differ from the source in mode or mtime, e.g. ${bad.slice(0, 3).join('; ')}`);
 }
 
-// Extents of the big files (filefrag): a fill in 1 MiB pwrite()s might lay
-// the files out differently from cp, which would show in cold reads.
-async function extents(dir) {
-  if (opt.bigFiles === 0) return 0;
-  const files = Array.from({ length: opt.bigFiles }, (_, i) => path.join(dir, 'big', `f${i}`));
-  const { out } = await run('filefrag', files);
-  return [...out.matchAll(/(\d+) extents? found/g)].reduce((n, m) => n + Number(m[1]), 0);
+// On-disk layout (filefrag -v): extents of the big files, and how often the
+// next block to read (files in walk order, as read-tree reads them) is not
+// the one after the last: a fill in 1 MiB pwrite()s may lay files out
+// differently from cp, which would show in cold reads on a real disk.
+async function layout(dir) {
+  const files = [];
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {   // readdir order, as nftw()
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) files.push(p);
+    }
+  };
+  walk(dir);
+  let extents = 0, jumps = 0, last = null;
+  for (let i = 0; i < files.length; i += 200) {
+    const { out } = await run('filefrag', ['-v', '-b4096', ...files.slice(i, i + 200)]);
+    // Extent lines: "   0:        0..    1023:      33792..     34815:   1024: ..."
+    for (const m of out.matchAll(/^\s*\d+:\s+\d+\.\.\s*\d+:\s+(\d+)\.\.\s*(\d+):/gm)) {
+      extents++;
+      if (last !== null && Number(m[1]) !== last + 1) jumps++;
+      last = Number(m[2]);
+    }
+  }
+  return { extents, discontinuities: jumps };
 }
 
 // ---- part 1: first-touch fill against cp -a ----
@@ -400,8 +418,9 @@ async function main() {
   // From here on a server may be running: asynchronous child processes only.
   console.log('\nfirst-touch fill (cold caches) against cp -a:');
   const { server, result: fill } = await fillBench(mnt, src);
-  const ext = { plain: await extents(path.join(mnt, 'plain')), stub: await extents(path.join(mnt, 'stub')) };
-  console.log(`  extents in the ${opt.bigFiles} big files: plain ${ext.plain}, stub ${ext.stub}`);
+  const lay = { plain: await layout(path.join(mnt, 'plain')), stub: await layout(path.join(mnt, 'stub')) };
+  console.log(`  layout: plain ${lay.plain.extents} extents, ${lay.plain.discontinuities} discontinuities in read order; ` +
+    `stub ${lay.stub.extents} extents, ${lay.stub.discontinuities} discontinuities`);
 
   // The group is alive but should hold no mark any more (every stub complete).
   console.log(`\nreading the filled tree, server running (marks left on its group: ${groupMarks()}):`);
@@ -432,7 +451,7 @@ async function main() {
   const result = {
     options: opt,
     env: { cpus: os.cpus().length, kernel: os.release(), node: process.version, loadavg_start: load0, loadavg_end: load1, image_mib: sizeMiB },
-    tree: { files: nFiles, bytes: treeBytes, expected_chunks: expectedChunks, big_file_extents: ext },
+    tree: { files: nFiles, bytes: treeBytes, expected_chunks: expectedChunks, layout: lay },
     fill,
     read: { serving, closed },
   };

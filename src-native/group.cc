@@ -204,14 +204,18 @@ Napi::Value Group::Read(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// respond(token, response, info?) -> 0, ENOENT (not pending) or the kernel's errno
+// respond(token, response, releaseFd, info?) -> 0, ENOENT (not pending) or
+// the kernel's errno. releaseFd (or -1) is released first, as release() does,
+// so that it closes just before the answer is written: one call, not two.
 Napi::Value Group::Respond(const Napi::CallbackInfo& info) {
   uint32_t token = info[0].As<Napi::Number>().Uint32Value();
   uint32_t response = info[1].As<Napi::Number>().Uint32Value();
+  int release_fd = info[2].As<Napi::Number>().Int32Value();
+  if (release_fd >= 0) ReleaseFd(release_fd, token);
   const void* extra = nullptr;
   size_t extra_len = 0;
-  if (info.Length() > 2 && info[2].IsBuffer()) {
-    auto buf = info[2].As<Napi::Buffer<uint8_t>>();
+  if (info.Length() > 3 && info[3].IsBuffer()) {
+    auto buf = info[3].As<Napi::Buffer<uint8_t>>();
     extra = buf.Data();
     extra_len = buf.Length();
   }
@@ -248,12 +252,14 @@ Napi::Value Group::Unref(const Napi::CallbackInfo& info) {
 // release(fd, token): JavaScript is done with an event fd (or pidfd). A
 // permission event's fd waits for its answer, then closes with it.
 Napi::Value Group::Release(const Napi::CallbackInfo& info) {
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  uint32_t token = info[1].As<Napi::Number>().Uint32Value();
-  if (live_fds_.erase(fd) == 0) return info.Env().Undefined();  // not ours (any more)
-  if (token != 0 && !closed_ && pending_->ReleaseWhenAnswered(token)) return info.Env().Undefined();
-  close(fd);
+  ReleaseFd(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value());
   return info.Env().Undefined();
+}
+
+void Group::ReleaseFd(int fd, uint32_t token) {
+  if (live_fds_.erase(fd) == 0) return;  // not ours (any more)
+  if (token != 0 && !closed_ && pending_->ReleaseWhenAnswered(token)) return;
+  close(fd);
 }
 
 // keep(fd) -> whether the fd was ours: the caller owns it from now on.

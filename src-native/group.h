@@ -44,6 +44,9 @@ class Group : public Napi::ObjectWrap<Group> {
   // Hands a batch to JavaScript: from here its fds are ours until released.
   Napi::Value BatchToJs(Napi::Env env, const Batch& batch);
   std::unique_ptr<Batch> ReadNow();
+  // Closes an fd handed to JavaScript, or, for a pending permission event's
+  // fd (token != 0), has it closed with the answer.
+  void ReleaseFd(int fd, uint32_t token);
   void OnReadable();
   void CloseGroup(bool teardown = false);
   static void OnEnvCleanup(void* group);
