@@ -20,10 +20,15 @@ namespace {
 constexpr uint64_t kPermissionEvents =
     FAN_OPEN_PERM | FAN_ACCESS_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
 
-// The reader thread checks the fd this often, backing off while all is quiet.
-// The upper bound is also the longest our own opens wait when the JS thread is
-// blocked in one of them (after a first one, the next wait kMinCheckMs).
+// The reader thread checks the fd this often, backing off while all is quiet
+// (to kMaxCheckMs) and while JavaScript reads (to kBusyCheckMs: a wake-up
+// every millisecond cost a context switch per 30 answers when all share a
+// CPU). A stall is seen at the second check after it, so the first of our
+// own opens that the blocked JS thread waits on takes up to 2 * kBusyCheckMs
+// after events flowed, kMaxCheckMs after a quiet spell, and the next ones
+// kMinCheckMs.
 constexpr int kMinCheckMs = 1;
+constexpr int kBusyCheckMs = 8;
 constexpr int kMaxCheckMs = 64;
 
 uint64_t MaskOf(const int32_t* ev) {
@@ -167,7 +172,7 @@ void Reader::Run() {
     bool progress = reads != reads_seen;
     reads_seen = reads;
     if (progress || !Readable(group_fd_, 0)) {
-      check_ms = progress ? kMinCheckMs : std::min(check_ms * 2, kMaxCheckMs);
+      check_ms = std::min(check_ms * 2, progress ? kBusyCheckMs : kMaxCheckMs);
       continue;
     }
     // Unread events and no read since the last check: read them here.
