@@ -45,8 +45,9 @@ function main() {
   function finish() {
     const cpu = process.cpuUsage(c0);
     const wall = performance.now() - t0;
-    process.stdout.write(JSON.stringify({ events, records, cpu_us: cpu.user + cpu.system, wall_ms: +wall.toFixed(1), sink }) + '\n');
     group.close();
+    process.stdout.write(JSON.stringify({ events, records, cpu_us: cpu.user + cpu.system, wall_ms: +wall.toFixed(1), sink }) + '\n',
+      () => process.exit(0));
   }
 
   function start() {

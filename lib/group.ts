@@ -44,6 +44,10 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   #readError: Error | null = null;
   #current: FanotifyEvent | null = null;  // yielded; released when the step ends
   #closed = false;
+  // An iteration ended (break, throw, abort) and no new one started: nobody
+  // will answer permission events, so they get the default as they come.
+  #abandoned = false;
+  #overflowQueued = false;  // at most one overflow event waits in the queue
 
   constructor(options: FanotifyOptions = {}) {
     this.#config = groupConfig(options);
@@ -147,8 +151,10 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     const onAbort = () => this.#stopIteration(abortError(signal!.reason));
     signal?.addEventListener('abort', onAbort, { once: true });
     let finished = false;
+    this.#abandoned = false;
     const finish = () => {
       finished = true;
+      this.#abandoned = true;
       signal?.removeEventListener('abort', onAbort);
       this.#endStep();
       // Breaking out, throwing in the loop body or aborting: nobody will answer
@@ -233,6 +239,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     this.#queue = [];
     this.#head = 0;
     this.#queuedFds = 0;
+    this.#overflowQueued = false;
     this.#wake({ done: true, value: undefined });
   }
 
@@ -246,6 +253,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     if (this.#head >= this.#queue.length) return null;
     const ev = this.#queue[this.#head++];
     if (ev.fd !== null && !ev.isPermission) this.#queuedFds--;
+    if (ev.overflow) this.#overflowQueued = false;
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;
@@ -289,6 +297,11 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
       for (let i = 0; i < count; i++) {
         const ev = new FanotifyEvent(batch, i, this.#owner, reportsPidfd);
         const holdsFd = ev.fd !== null && !ev.isPermission;
+        if (this.#abandoned && ev.isPermission) {
+          ev._answerDefault(this.#native, this.#config.defaultResponse);
+          ev._release();
+          continue;
+        }
         if (this.#queue.length - this.#head >= MAX_QUEUED || (holdsFd && this.#queuedFds >= MAX_QUEUED_FDS)) {
           this.#drop(ev);
           continue;
@@ -305,8 +318,9 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   #drop(ev: FanotifyEvent): void {
     if (ev.isPermission) ev._answerDefault(this.#native, this.#config.defaultResponse);
     ev._release();
-    const last = this.#queue[this.#queue.length - 1];
-    if (!last?.overflow) this.#queue.push(FanotifyEvent.overflow());
+    if (this.#overflowQueued) return;
+    this.#overflowQueued = true;
+    this.#queue.push(FanotifyEvent.overflow());
   }
 
   #wake(result: IteratorResult<FanotifyEvent>): void {

@@ -41,18 +41,19 @@ export async function populate(source: string, stubDir: string): Promise<Populat
         await fs.promises.symlink(await fs.promises.readlink(src), dst);
         result.symlinks++;
       } else if (entry.isFile()) {
-        const fst = await fs.promises.stat(src);
+        const fst = await fs.promises.stat(src, { bigint: true });
         const fh = await fs.promises.open(dst, 'wx', 0o600);
         try {
-          await fh.truncate(fst.size);  // a hole: no blocks
-          new StubState(fst.size, fst.mode & 0o7777).write(fh.fd);
+          const size = Number(fst.size);
+          await fh.truncate(size);  // a hole: no blocks
+          new StubState(size, Number(fst.mode) & 0o7777).write(fh.fd);
           await fh.chmod(0);            // offline until served
-          await fh.utimes(fst.atime, fst.mtime);
+          await fh.utimes(Number(fst.atimeNs) / 1e9, Number(fst.mtimeNs) / 1e9);  // finer than Date's ms
         } finally {
           await fh.close();
         }
         result.files++;
-        result.bytes += fst.size;
+        result.bytes += Number(fst.size);
       }
       // Devices, sockets, fifos: not content, not mirrored.
     }

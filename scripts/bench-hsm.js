@@ -449,6 +449,7 @@ async function main() {
   console.log(`  (cold: after sync + drop_caches; warm: median of the ${opt.warmReads} reads right after; load average ${load0[0].toFixed(2)} at the start, ${load1[0].toFixed(2)} at the end)`);
 
   const result = {
+    bench: 'hsm',
     options: opt,
     env: { cpus: os.cpus().length, kernel: os.release(), node: process.version, loadavg_start: load0, loadavg_end: load1, image_mib: sizeMiB },
     tree: { files: nFiles, bytes: treeBytes, expected_chunks: expectedChunks, layout: lay },
