@@ -1,6 +1,9 @@
 #include "group.h"
 
 #include <cstring>
+#include <vector>
+#include <unordered_set>
+#include <mutex>
 
 #include <errno.h>
 #include <sys/fanotify.h>
@@ -16,7 +19,22 @@ namespace fan {
 // Owned by the thread-safe function and deleted by its finalizer, so that
 // batches still queued after the Group is gone find a valid place to look.
 struct Group::Sink {
+  explicit Sink(Group* g) : group(g) {}
   Group* group = nullptr;  // null once the group is closed
+  // Fds of batches queued for JavaScript: close() closes them at once instead
+  // of a loop turn later, when the thread-safe function frees its queue.
+  std::mutex mu;
+  std::unordered_set<int> in_transit;
+
+  // Removes the batch's fds; returns those still there (not closed by close()).
+  std::vector<int> Take(const Batch& batch) {
+    std::vector<int> fds, left;
+    CollectFds(batch.parsed, &fds);
+    std::lock_guard<std::mutex> lock(mu);
+    for (int fd : fds)
+      if (in_transit.erase(fd) > 0) left.push_back(fd);
+    return left;
+  }
 };
 
 Napi::Function Group::Define(Napi::Env env) {
@@ -67,14 +85,24 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
     double timeout_ms = options.Get("timeoutMs").ToNumber().DoubleValue();
     reader_options.timeout = std::chrono::milliseconds(
         timeout_ms >= 0 && timeout_ms < 1e12 ? static_cast<int64_t>(timeout_ms) : -1);
-    sink_ = new Sink{this};
+    sink_ = new Sink(this);
     tsfn_ = Tsfn::New(env, on_batch, "fanotify", 0, 1, sink_,
                       [](Napi::Env, Sink* sink, Sink*) { delete sink; }, sink_);
     tsfn_.Unref(env);  // the poller decides whether the loop stays alive
     Tsfn tsfn = tsfn_;
+    Sink* sink = sink_;  // outlives the reader thread, which close() joins first
     reader_ = std::make_unique<Reader>(fd, pending_.get(), reader_options,
-                                       [tsfn](std::unique_ptr<Batch>& batch) {
-                                         if (tsfn.NonBlockingCall(batch.get()) != napi_ok) return false;
+                                       [tsfn, sink](std::unique_ptr<Batch>& batch) {
+                                         std::vector<int> fds;
+                                         CollectFds(batch->parsed, &fds);
+                                         {
+                                           std::lock_guard<std::mutex> lock(sink->mu);
+                                           sink->in_transit.insert(fds.begin(), fds.end());
+                                         }
+                                         if (tsfn.NonBlockingCall(batch.get()) != napi_ok) {
+                                           sink->Take(*batch);  // the caller closes them
+                                           return false;
+                                         }
                                          batch.release();
                                          return true;
                                        });
@@ -105,6 +133,11 @@ void Group::CloseGroup(bool teardown) {
   reader_.reset();        // stops and joins the thread
   pending_->AnswerAll();  // with the default, while every event fd is open
   if (sink_ != nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(sink_->mu);
+      for (int fd : sink_->in_transit) close(fd);  // batches still queued
+      sink_->in_transit.clear();
+    }
     sink_->group = nullptr;
     tsfn_.Abort();        // queued batches are freed with env == nullptr
   }
@@ -113,7 +146,7 @@ void Group::CloseGroup(bool teardown) {
   fd_.reset();
 }
 
-// [errno, bytes, events, records]: what lib/group.ts takes as one batch.
+// A batch as lib/group.ts takes it: the errno of a failed read, or an ArrayBuffer.
 Napi::Value Group::BatchToJs(Napi::Env env, const Batch& batch) {
   std::vector<int> fds;
   CollectFds(batch.parsed, &fds);
@@ -143,10 +176,12 @@ Napi::Value Group::BatchToJs(Napi::Env env, const Batch& batch) {
 // A batch the reader thread read (permission groups).
 void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* raw) {
   std::unique_ptr<Batch> batch(raw);
-  if (env == nullptr || sink == nullptr || sink->group == nullptr) {
-    CloseBatchFds(*batch);
-    return;
-  }
+  // env == nullptr: the queue is being emptied after close(), which closed
+  // every fd in transit already; the sink may be freed by then (Node runs the
+  // finalizer first): touch nothing.
+  if (env == nullptr || sink == nullptr) return;
+  sink->Take(*batch);  // out of transit: from here live_fds_ owns them
+  if (sink->group == nullptr) return;  // closed: its fds were closed with it
   Group* group = sink->group;
   group->read_pending_ = false;  // JavaScript reads again if it wants more
   try {

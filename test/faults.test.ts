@@ -590,15 +590,11 @@ describeRoot('faults', () => {
         `${r.inBody} event fds in the body, ${r.afterClose.length} still open when close() resolved, fds ${r.before} -> ${r.settled}`);
     });
 
-    // BUG (minor): close() resolves while event fds are still open. Batches
-    // the native reader thread queued on the thread-safe function (while the JS
-    // thread was busy) are freed by its finalizer after tsfn_.Abort() in
-    // Group::CloseGroup (src-native/group.cc), which runs on a later loop turn
-    // (CallJs with env == nullptr -> CloseBatchFds). Seen: 2 to 7 event fds
-    // still open right after `await fan.close()` (and after a setImmediate),
-    // all gone after a setTimeout(0). Effect: `await fan.close(); umount(...)`
-    // can fail with EBUSY.
-    test.failing('every event fd is closed by the time close() resolves', async () => {
+    // Batches the native reader thread queued for JavaScript (while the JS
+    // thread was busy) must not keep fds open past close(): before the fix,
+    // 2 to 7 stayed open until a later loop turn, and `await fan.close();
+    // umount` could fail with EBUSY.
+    test('every event fd is closed by the time close() resolves', async () => {
       const r = await closeInBodyWithNativeBatches();
       expect(r.afterClose).toEqual([]);
     });
