@@ -6,7 +6,7 @@ import { binding } from './binding';
 import { constants as C, PERMISSION_EVENTS } from './constants';
 import { errnoName } from './errno';
 import { invalidArg, stateError } from './errors';
-import { FileId, formatFsid, makeFileId } from './fileid';
+import { FileId, formatFsid, makeFileId, u32At } from './fileid';
 import { Decision, EVENT_BITS, EventName, RespondOptions } from './options';
 
 // Row layouts of the native tables: src-native/parser.h (EventField, RecordField).
@@ -61,10 +61,6 @@ interface DecodedRecords {
 
 // Consecutive events almost always share a filesystem: format its fsid once.
 let lastFsid = { a: -1, b: -1, text: '' };
-/** A little-endian u32, inline: cheaper than readUInt32LE's checks on the hot path. */
-const u32At = (b: Uint8Array, at: number): number =>
-  (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-
 function fsidAt(bytes: Buffer, at: number): string {
   const a = u32At(bytes, at);
   const b = u32At(bytes, at + 4);
