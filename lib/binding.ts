@@ -13,8 +13,9 @@ export interface NativeGroupOptions {
 
 /**
  * A batch as the addon hands it over: the errno of a failed read, or one
- * ArrayBuffer holding [event ints, record ints, byte count] (3 int32), the
- * event table, the record table and the bytes read (see batchViews()).
+ * ArrayBuffer holding [event ints, record ints, byte count, events dropped
+ * before it] (4 int32), the event table, the record table and the bytes read
+ * (see batchViews()).
  */
 export type RawBatch = number | ArrayBuffer;
 export type BatchCallback = (batch: RawBatch) => void;

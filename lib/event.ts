@@ -21,15 +21,22 @@ export interface Batch {
   records: Int32Array;
 }
 
-/** The views over a batch's ArrayBuffer (the layout is Group::BatchToJs's). */
-export function batchViews(raw: ArrayBuffer): Batch {
-  const header = new Int32Array(raw, 0, 3);
+// Ints before the tables: src-native/group.h kBatchHeaderInts.
+const HEADER_INTS = 4;
+
+/**
+ * The views over a batch's ArrayBuffer (the layout is Group::BatchToJs's), and
+ * how many events the addon answered with the default and dropped before it.
+ */
+export function batchViews(raw: ArrayBuffer): Batch & { dropped: number } {
+  const header = new Int32Array(raw, 0, HEADER_INTS);
   const eventInts = header[0];
   const recordInts = header[1];
-  const events = new Int32Array(raw, 12, eventInts);
-  const records = new Int32Array(raw, 12 + eventInts * 4, recordInts);
-  const bytes = Buffer.from(raw, 12 + (eventInts + recordInts) * 4, header[2]);
-  return { bytes, events, records };
+  const start = HEADER_INTS * 4;
+  const events = new Int32Array(raw, start, eventInts);
+  const records = new Int32Array(raw, start + eventInts * 4, recordInts);
+  const bytes = Buffer.from(raw, start + (eventInts + recordInts) * 4, header[2]);
+  return { bytes, events, records, dropped: header[3] };
 }
 
 /** What the event needs from its group, which owns every fd it hands over. */

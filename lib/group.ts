@@ -309,6 +309,8 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
         if (holdsFd) this.#queuedFds++;
         this.#queue.push(ev);
       }
+      // Answered by the addon while this thread did not take events.
+      if (batch.dropped > 0) this.#queueOverflow();
     }
     // The waiter re-checks the queue; a plain "not done" wakes it.
     this.#wake({ done: false, value: undefined as unknown as FanotifyEvent });
@@ -318,6 +320,10 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   #drop(ev: FanotifyEvent): void {
     if (ev.isPermission) ev._answerDefault(this.#native, this.#config.defaultResponse);
     ev._release();
+    this.#queueOverflow();
+  }
+
+  #queueOverflow(): void {
     if (this.#overflowQueued) return;
     this.#overflowQueued = true;
     this.#queue.push(FanotifyEvent.overflow());

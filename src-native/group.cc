@@ -1,15 +1,15 @@
 #include "group.h"
 
-#include <cstring>
-#include <vector>
-#include <unordered_set>
-#include <mutex>
-
 #include <errno.h>
 #include <sys/fanotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "errors.h"
 #include "uapi.h"
@@ -21,19 +21,47 @@ namespace fan {
 struct Group::Sink {
   explicit Sink(Group* g) : group(g) {}
   Group* group = nullptr;  // null once the group is closed
+  std::mutex mu;
   // Fds of batches queued for JavaScript: close() closes them at once instead
   // of a loop turn later, when the thread-safe function frees its queue.
-  std::mutex mu;
   std::unordered_set<int> in_transit;
+  // Events queued for JavaScript, and those answered with the default instead
+  // because too many were queued (reported with the next batch JS takes).
+  size_t events_in_transit = 0;
+  uint32_t dropped = 0;
 
-  // Removes the batch's fds; returns those still there (not closed by close()).
-  std::vector<int> Take(const Batch& batch) {
+  // Queues a batch's fds and events; false (and counted as dropped) when the
+  // queue is full: a blocked JS thread must not make us hold fds without bound.
+  bool Put(const Batch& batch) {
+    std::vector<int> fds;
+    CollectFds(batch.parsed, &fds);
+    std::lock_guard<std::mutex> lock(mu);
+    if (events_in_transit + batch.parsed.size() > kMaxEventsInTransit) {
+      dropped += static_cast<uint32_t>(batch.parsed.size());
+      return false;
+    }
+    in_transit.insert(fds.begin(), fds.end());
+    events_in_transit += batch.parsed.size();
+    return true;
+  }
+
+  // Takes a batch out of the queue; returns its fds still there (not closed by
+  // close()). `dropped` gets the drops so far, under the same lock as the
+  // count that made them: a drop always finds a queued batch to report it.
+  std::vector<int> Take(const Batch& batch, uint32_t* dropped_so_far = nullptr) {
     std::vector<int> fds, left;
     CollectFds(batch.parsed, &fds);
     std::lock_guard<std::mutex> lock(mu);
     for (int fd : fds)
       if (in_transit.erase(fd) > 0) left.push_back(fd);
+    events_in_transit -= std::min(events_in_transit, batch.parsed.size());
+    if (dropped_so_far != nullptr) *dropped_so_far = std::exchange(dropped, 0);
     return left;
+  }
+
+  uint32_t TakeDropped() {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::exchange(dropped, 0);
   }
 };
 
@@ -93,12 +121,7 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
     Sink* sink = sink_;  // outlives the reader thread, which close() joins first
     reader_ = std::make_unique<Reader>(fd, pending_.get(), reader_options,
                                        [tsfn, sink](std::unique_ptr<Batch>& batch) {
-                                         std::vector<int> fds;
-                                         CollectFds(batch->parsed, &fds);
-                                         {
-                                           std::lock_guard<std::mutex> lock(sink->mu);
-                                           sink->in_transit.insert(fds.begin(), fds.end());
-                                         }
+                                         if (!sink->Put(*batch)) return false;
                                          if (tsfn.NonBlockingCall(batch.get()) != napi_ok) {
                                            sink->Take(*batch);  // the caller closes them
                                            return false;
@@ -147,18 +170,20 @@ void Group::CloseGroup(bool teardown) {
 }
 
 // A batch as lib/group.ts takes it: the errno of a failed read, or an ArrayBuffer.
-Napi::Value Group::BatchToJs(Napi::Env env, const Batch& batch) {
+Napi::Value Group::BatchToJs(Napi::Env env, const Batch& batch, uint32_t dropped) {
   std::vector<int> fds;
   CollectFds(batch.parsed, &fds);
   live_fds_.insert(fds.begin(), fds.end());
   if (batch.error != 0) return Napi::Number::New(env, batch.error);
-  // One ArrayBuffer per batch: [event ints, record ints, byte count], the
-  // event table, the record table, the bytes read (JavaScript makes the views:
-  // one allocation here instead of five, and no Buffer prototype to set).
+  // One ArrayBuffer per batch: [event ints, record ints, byte count, events
+  // dropped before it], the event table, the record table, the bytes read
+  // (JavaScript makes the views: one allocation here instead of five, and no
+  // Buffer prototype to set).
   const ParsedBatch& parsed = batch.parsed;
-  const int32_t header[3] = {static_cast<int32_t>(parsed.events.size()),
-                             static_cast<int32_t>(parsed.records.size()),
-                             static_cast<int32_t>(batch.bytes.size())};
+  const int32_t header[kBatchHeaderInts] = {static_cast<int32_t>(parsed.events.size()),
+                                            static_cast<int32_t>(parsed.records.size()),
+                                            static_cast<int32_t>(batch.bytes.size()),
+                                            static_cast<int32_t>(dropped)};
   const size_t events_len = parsed.events.size() * sizeof(int32_t);
   const size_t records_len = parsed.records.size() * sizeof(int32_t);
   auto out = Napi::ArrayBuffer::New(env, sizeof header + events_len + records_len + batch.bytes.size());
@@ -180,17 +205,20 @@ void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* ra
   // every fd in transit already; the sink may be freed by then (Node runs the
   // finalizer first): touch nothing.
   if (env == nullptr || sink == nullptr) return;
-  sink->Take(*batch);  // out of transit: from here live_fds_ owns them
+  uint32_t dropped = 0;
+  sink->Take(*batch, &dropped);  // out of transit: from here live_fds_ owns them
   if (sink->group == nullptr) return;  // closed: its fds were closed with it
   Group* group = sink->group;
   group->read_pending_ = false;  // JavaScript reads again if it wants more
   try {
-    callback.Call({group->BatchToJs(env, *batch)});
+    callback.Call({group->BatchToJs(env, *batch, dropped)});
   } catch (const Napi::Error&) {
     // JavaScript cannot run any more (a Worker being terminated); its fds are
     // in live_fds_ and close with the group, its permission events with it too.
   }
 }
+
+uint32_t Group::TakeDropped() { return sink_ != nullptr ? sink_->TakeDropped() : 0; }
 
 std::unique_ptr<Batch> Group::ReadNow() {
   std::unique_ptr<Batch> batch = reader_ ? reader_->ReadNow(scratch_) : ReadBatch(fd_.get(), scratch_);
@@ -212,7 +240,7 @@ void Group::OnReadable() {
   Napi::HandleScope scope(env_);
   try {
     // MakeCallback: a callback scope, so promises resolved in there settle now.
-    on_batch_.MakeCallback(Value(), {BatchToJs(env_, *batch)}, *async_context_);
+    on_batch_.MakeCallback(Value(), {BatchToJs(env_, *batch, TakeDropped())}, *async_context_);
   } catch (const Napi::Error&) {
     // As in CallJs: only when JavaScript cannot run any more (lib's handler
     // does not throw); the batch's fds and events close with the group.
@@ -232,7 +260,7 @@ Napi::Value Group::Read(const Napi::CallbackInfo& info) {
   // tells when more comes, and the read that would say EAGAIN is saved (one
   // system call per wake-up when events trickle in).
   if (!(drained_ && poller_->active())) {
-    if (std::unique_ptr<Batch> batch = ReadNow()) return BatchToJs(info.Env(), *batch);
+    if (std::unique_ptr<Batch> batch = ReadNow()) return BatchToJs(info.Env(), *batch, TakeDropped());
   }
   poller_->Start();
   read_pending_ = true;

@@ -17,6 +17,13 @@
 
 namespace fan {
 
+// Ints before the tables in a batch's ArrayBuffer (lib/event.ts batchViews()).
+constexpr size_t kBatchHeaderInts = 4;
+// Events the reader thread may queue for a JS thread that does not take them
+// (blocked, or busy for long): past this they are answered with the default at
+// once and their fds closed, instead of holding an fd each until EMFILE.
+constexpr size_t kMaxEventsInTransit = 4096;
+
 class Group : public Napi::ObjectWrap<Group> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -42,7 +49,10 @@ class Group : public Napi::ObjectWrap<Group> {
   Napi::Value Keep(const Napi::CallbackInfo& info);
 
   // Hands a batch to JavaScript: from here its fds are ours until released.
-  Napi::Value BatchToJs(Napi::Env env, const Batch& batch);
+  // `dropped`: events answered with the default since the last batch because
+  // too many waited for JavaScript (lib/ reports them as an overflow).
+  Napi::Value BatchToJs(Napi::Env env, const Batch& batch, uint32_t dropped);
+  uint32_t TakeDropped();
   std::unique_ptr<Batch> ReadNow();
   // Closes an fd handed to JavaScript, or, for a pending permission event's
   // fd (token != 0), has it closed with the answer.

@@ -181,7 +181,7 @@ void Reader::Run() {
     reads_seen = reads_;
     if (!batch) continue;
     if (!deliver_(batch)) {
-      // Only while closing: nobody will see these events.
+      // Closing, or too many events wait for JavaScript: nobody will see these.
       for (size_t i = 0; i < batch->parsed.size(); i++)
         if (uint32_t token = batch->parsed.event(i)[kEvToken]) pending_->AnswerDefault(token);
       CloseBatchFds(*batch);

@@ -51,7 +51,9 @@ struct ReaderOptions {
 
 class Reader {
  public:
-  // deliver() takes the batch, or leaves it (false) when it cannot be delivered.
+  // deliver() takes the batch, or leaves it (false) when it cannot be delivered
+  // (closing, or too much waits for JavaScript): then its permission events
+  // get the default answer and its fds are closed here.
   using Deliver = std::function<bool(std::unique_ptr<Batch>&)>;
 
   Reader(int group_fd, PendingPermissions* pending, ReaderOptions options, Deliver deliver);
