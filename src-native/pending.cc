@@ -5,7 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <set>
+#include <type_traits>
 
 #include "uapi.h"
 
@@ -13,16 +13,13 @@ namespace fan {
 namespace {
 
 // Every live table, so that exit() can answer what is pending: process.exit()
-// runs no env cleanup hooks, but it does run atexit handlers. Leaked on purpose
-// so it outlives static destructors.
-std::mutex& RegistryMutex() {
-  static std::mutex* mu = new std::mutex;
-  return *mu;
-}
-std::set<PendingPermissions*>& Registry() {
-  static std::set<PendingPermissions*>* live = new std::set<PendingPermissions*>;
-  return *live;
-}
+// runs no env cleanup hooks, but it does run atexit handlers. A list through
+// the tables themselves under a constant-initialized mutex: nothing allocated
+// (a heap registry leaked when a Worker-only process unloaded the addon) and
+// nothing with a destructor that could run before the atexit handler.
+std::mutex registry_mu;
+PendingPermissions* registry_head = nullptr;
+static_assert(std::is_trivially_destructible_v<std::mutex>, "registry_mu must outlive exit()");
 
 }  // namespace
 
@@ -30,21 +27,26 @@ PendingPermissions::PendingPermissions(int group_fd, uint32_t default_response)
     : group_fd_(group_fd), default_response_(default_response) {
   static std::once_flag once;
   std::call_once(once, [] { std::atexit(AnswerAllAtExit); });
-  std::lock_guard<std::mutex> lock(RegistryMutex());
-  Registry().insert(this);
+  std::lock_guard<std::mutex> lock(registry_mu);
+  next_live_ = registry_head;
+  if (next_live_ != nullptr) next_live_->prev_live_ = this;
+  registry_head = this;
 }
 
 PendingPermissions::~PendingPermissions() {
   {
-    std::lock_guard<std::mutex> lock(RegistryMutex());
-    Registry().erase(this);
+    std::lock_guard<std::mutex> lock(registry_mu);
+    if (prev_live_ != nullptr) prev_live_->next_live_ = next_live_;
+    else registry_head = next_live_;
+    if (next_live_ != nullptr) next_live_->prev_live_ = prev_live_;
   }
   AnswerAll();
 }
 
 void PendingPermissions::AnswerAllAtExit() {
-  std::lock_guard<std::mutex> lock(RegistryMutex());
-  for (PendingPermissions* table : Registry()) table->AnswerAll();
+  std::lock_guard<std::mutex> lock(registry_mu);
+  for (PendingPermissions* table = registry_head; table != nullptr; table = table->next_live_)
+    table->AnswerAll();
 }
 
 uint32_t PendingPermissions::Add(int event_fd, Clock::time_point deadline) {

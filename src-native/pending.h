@@ -67,6 +67,9 @@ class PendingPermissions {
   uint32_t default_response_;
   uint32_t next_token_ = 1;
   std::map<uint32_t, Entry> entries_;
+  // The other live tables (pending.cc's registry, guarded by its mutex).
+  PendingPermissions* prev_live_ = nullptr;
+  PendingPermissions* next_live_ = nullptr;
 };
 
 }  // namespace fan
