@@ -1,9 +1,12 @@
 'use strict';
 // P3 watcher process: one watcher over a tree, run in a fresh Node process by
-// scripts/bench-p3.js. Usage: node p3-child.js ours|chokidar|parcel ROOT
+// scripts/bench-p3.js. Usage: node p3-child.js ours|chokidar|parcel|node ROOT
+// "node" is the baseline: the same process with no watcher loaded; it reports
+// "ready" at once.
 //
 // Protocol (stdout, one line each):
-//   {"ready":true,"ready_ms":..,"load_ms":..,"rss":..,"hwm":..}  once the watcher is ready
+//   {"ready":true,"ready_ms":..,"load_ms":..,"rss":..,"hwm":..,
+//    "heap_used":..,"external":..,"array_buffers":..}          once the watcher is ready
 //   E\t<kind>\t<isDir 0|1>\t<path>                           per event (raw library kind)
 //   {"done":true,"rss":..,"hwm":..,"events":..}                after "stop" on stdin
 // "ready": ours = the Watcher constructor returned (its marks are in place);
@@ -26,8 +29,9 @@ const emit = (k, isDir, p) => {
 let tLoad0, tLoad1, t0;
 const ready = () => {
   const t1 = performance.now();
+  const m = process.memoryUsage(); // m.external already includes m.arrayBuffers
   out(JSON.stringify({ ready: true, ready_ms: +(t1 - t0).toFixed(1), load_ms: +(tLoad1 - tLoad0).toFixed(1),
-    rss: process.memoryUsage().rss, hwm: hwm() }));
+    rss: m.rss, hwm: hwm(), heap_used: m.heapUsed, external: m.external, array_buffers: m.arrayBuffers }));
 };
 
 async function main() {
@@ -74,6 +78,9 @@ async function main() {
       for (const e of evs) emit(e.type, 0, e.path);
     });
     live = true;
+    ready();
+  } else if (kind === 'node') {
+    tLoad0 = tLoad1 = t0 = performance.now();
     ready();
   } else {
     console.error(`unknown watcher ${kind}`);

@@ -24,6 +24,17 @@ export interface Batch {
 // Ints before the tables: src-native/group.h kBatchHeaderInts.
 const HEADER_INTS = 4;
 
+/** A row's event fd, or a negative value (FAN_NOFD, -errno). */
+export const rowFd = (batch: Batch, row: number): number => batch.events[row * EV.stride + EV.fd];
+
+/** Whether a row is a permission event (it has a token, or a permission bit). */
+export function rowIsPermission(batch: Batch, row: number): boolean {
+  const at = row * EV.stride;
+  const t = batch.events;
+  return t[at + EV.token] !== 0 ||
+    (((t[at + EV.maskLo] >>> 0) + (t[at + EV.maskHi] >>> 0) * 2 ** 32) & PERMISSION_EVENTS) !== 0;
+}
+
 /**
  * The views over a batch's ArrayBuffer (the layout is Group::BatchToJs's), and
  * how many events the addon answered with the default and dropped before it.
@@ -54,16 +65,30 @@ export interface RawRecord {
   data: Buffer;
 }
 
+// File ids are made on first access: a FileId is an object, a copy of the
+// handle and often a BigInt, and most consumers read one of an event's two or
+// three. Until then the field holds the record's row in the record table.
 interface DecodedRecords {
-  file?: FileId;
-  dir?: FileId & { name?: string };
-  from?: FileId & { name: string };
-  to?: FileId & { name: string };
+  file?: FileId | number;
+  dir?: (FileId & { name?: string }) | number;
+  from?: (FileId & { name: string }) | number;
+  to?: (FileId & { name: string }) | number;
   error?: { errno: number; code: string; count: number };
   range?: { offset: number; count: number };
   pidfd?: number | null;
   mountId?: bigint;
   records?: RawRecord[];
+}
+
+const FILE_ID_KEYS = ['file', 'dir', 'from', 'to'] as const;
+
+/** For toJSON(): bigints (ino, mountId) as strings, also inside a FileId. */
+function jsonValue(value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || Buffer.isBuffer(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = typeof v === 'bigint' ? v.toString() : v;
+  return out;
 }
 
 // Consecutive events almost always share a filesystem: format its fsid once.
@@ -154,10 +179,10 @@ export class FanotifyEvent {
     return this.#path;
   }
 
-  get file(): FileId | undefined { return this.#decode().file; }
-  get dir(): (FileId & { name?: string }) | undefined { return this.#decode().dir; }
-  get from(): (FileId & { name: string }) | undefined { return this.#decode().from; }
-  get to(): (FileId & { name: string }) | undefined { return this.#decode().to; }
+  get file(): FileId | undefined { return this.#fileId('file'); }
+  get dir(): (FileId & { name?: string }) | undefined { return this.#fileId('dir'); }
+  get from(): (FileId & { name: string }) | undefined { return this.#fileId('from') as FileId & { name: string }; }
+  get to(): (FileId & { name: string }) | undefined { return this.#fileId('to') as FileId & { name: string }; }
   get error(): { errno: number; code: string; count: number } | undefined { return this.#decode().error; }
   get range(): { offset: number; count: number } | undefined { return this.#decode().range; }
   get pidfd(): number | null | undefined { return this.#decode().pidfd; }
@@ -236,15 +261,39 @@ export class FanotifyEvent {
     };
     if (this.fdError) out.fdError = this.fdError;
     if (this.malformed) out.malformed = true;
+    for (const key of FILE_ID_KEYS) this.#fileId(key);
     for (const [key, value] of Object.entries(this.#decode())) {
       if (value === undefined) continue;
-      out[key] = typeof value === 'bigint' ? value.toString() : value;
+      out[key] = jsonValue(value);
     }
     return out;
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): Record<string, unknown> {
     return this.toJSON();
+  }
+
+  #fileId(key: (typeof FILE_ID_KEYS)[number]): (FileId & { name?: string }) | undefined {
+    const out = this.#decode();
+    const row = out[key];
+    if (typeof row !== 'number') return row;
+    const { bytes, records } = this.#batch;
+    const r = row * REC.stride;
+    const at = records[r + REC.offset];
+    const fsid = fsidAt(bytes, at + 4);
+    // A copy, so a kept FileId does not pin the whole batch: from Node's
+    // buffer pool (allocUnsafe; every byte is written below), which saves an
+    // ArrayBuffer per handle. Handles are short (at most 128 bytes): a plain
+    // loop beats Buffer#copy here.
+    const handleAt = records[r + REC.b];
+    const handleLen = records[r + REC.c];
+    const handle = Buffer.allocUnsafe(handleLen);
+    for (let k = 0; k < handleLen; k++) handle[k] = bytes[handleAt + k];
+    const id = makeFileId(fsid, records[r + REC.a], handle) as FileId & { name?: string };
+    const nameAt = records[r + REC.d];
+    if (nameAt >= 0) id.name = utf8Slice(bytes, nameAt, nameAt + records[r + REC.e]);
+    out[key] = id as FileId & { name: string };
+    return id;
   }
 
   #decode(): DecodedRecords {
@@ -268,23 +317,13 @@ export class FanotifyEvent {
         case C.FAN_EVENT_INFO_TYPE_DFID:
         case C.FAN_EVENT_INFO_TYPE_DFID_NAME:
         case C.FAN_EVENT_INFO_TYPE_OLD_DFID_NAME:
-        case C.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME: {
-          const fsid = fsidAt(bytes, at + 4);
-          const handleAt = records[r + REC.b];
-          // A copy, so a kept FileId does not pin the whole batch. Handles are
-          // short (at most 128 bytes): a plain loop beats Buffer#copy here.
-          const handleLen = records[r + REC.c];
-          const handle = Buffer.alloc(handleLen);
-          for (let k = 0; k < handleLen; k++) handle[k] = bytes[handleAt + k];
-          const id = makeFileId(fsid, records[r + REC.a], handle) as FileId & { name?: string };
-          const nameAt = records[r + REC.d];
-          if (nameAt >= 0) id.name = utf8Slice(bytes, nameAt, nameAt + records[r + REC.e]);
-          if (type === C.FAN_EVENT_INFO_TYPE_FID) out.file = id;
-          else if (type === C.FAN_EVENT_INFO_TYPE_OLD_DFID_NAME) out.from = id as FileId & { name: string };
-          else if (type === C.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) out.to = id as FileId & { name: string };
-          else out.dir = id;
+        case C.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME:
+          // Made on first access (#fileId): the row for now.
+          if (type === C.FAN_EVENT_INFO_TYPE_FID) out.file = i;
+          else if (type === C.FAN_EVENT_INFO_TYPE_OLD_DFID_NAME) out.from = i;
+          else if (type === C.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) out.to = i;
+          else out.dir = i;
           break;
-        }
         case C.FAN_EVENT_INFO_TYPE_ERROR: {
           const errno = Math.abs(records[r + REC.a]);
           out.error = { errno, code: errnoName(errno, { fs: true }), count: records[r + REC.b] >>> 0 };

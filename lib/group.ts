@@ -5,7 +5,8 @@ import { binding, NativeGroup, RawBatch } from './binding';
 import './dispose';
 import { constants as C } from './constants';
 import { fromNative, invalidArg, stateError, systemError } from './errors';
-import { batchViews, EVENT_STRIDE, EventOwner, FanotifyEvent } from './event';
+import { Batch, batchViews, EVENT_STRIDE, EventOwner, FanotifyEvent, rowFd, rowIsPermission } from './event';
+import { EventQueue } from './event-queue';
 import {
   auditRuleInfo, Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
   markFlags, Scope,
@@ -37,9 +38,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   readonly #native: NativeGroup;
   readonly #owner: EventOwner;
   // Events handed over by the reader and not yet yielded.
-  #queue: FanotifyEvent[] = [];
-  #head = 0;
-  #queuedFds = 0;  // queued notification events holding an event fd
+  readonly #queue: EventQueue;
   #waiter: Waiter | null = null;
   #readError: Error | null = null;
   #current: FanotifyEvent | null = null;  // yielded; released when the step ends
@@ -47,7 +46,6 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   // An iteration ended (break, throw, abort) and no new one started: nobody
   // will answer permission events, so they get the default as they come.
   #abandoned = false;
-  #overflowQueued = false;  // at most one overflow event waits in the queue
 
   constructor(options: FanotifyOptions = {}) {
     this.#config = groupConfig(options);
@@ -77,6 +75,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
       release: (fd, token) => native.release(fd, token),
       keep: (fd) => native.keep(fd),
     };
+    this.#queue = new EventQueue(this.#owner, cfg.report.pidfd);
   }
 
   /** The fanotify fd (-1 once closed). */
@@ -231,15 +230,9 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     if (this.#closed) return;
     this.#closed = true;
     this.#endStep();
-    this.#native.close();  // answers what is pending natively, joins the reader
-    for (let i = this.#head; i < this.#queue.length; i++) {
-      this.#queue[i]._answeredElsewhere();
-      this.#queue[i]._release();
-    }
-    this.#queue = [];
-    this.#head = 0;
-    this.#queuedFds = 0;
-    this.#overflowQueued = false;
+    // Answers what is pending, joins the reader, closes every fd handed over.
+    this.#native.close();
+    this.#queue.clear();
     this.#wake({ done: true, value: undefined });
   }
 
@@ -250,14 +243,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   /** Ends the current step and yields the next queued event, if any. */
   #shift(): FanotifyEvent | null {
     this.#endStep();
-    if (this.#head >= this.#queue.length) return null;
-    const ev = this.#queue[this.#head++];
-    if (ev.fd !== null && !ev.isPermission) this.#queuedFds--;
-    if (ev.overflow) this.#overflowQueued = false;
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    }
+    const ev = this.#queue.shift();
     this.#current = ev;
     return ev;
   }
@@ -292,41 +278,35 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
       this.#readError = systemError(raw, 'read');
     } else {
       const batch = batchViews(raw);
-      const count = batch.events.length / EVENT_STRIDE;
-      const reportsPidfd = this.#config.report.pidfd;
-      for (let i = 0; i < count; i++) {
-        const ev = new FanotifyEvent(batch, i, this.#owner, reportsPidfd);
-        const holdsFd = ev.fd !== null && !ev.isPermission;
-        if (this.#abandoned && ev.isPermission) {
-          ev._answerDefault(this.#native, this.#config.defaultResponse);
-          ev._release();
+      const rows = batch.events.length / EVENT_STRIDE;
+      const queue = this.#queue;
+      let kept = 0, fds = 0, overflow = batch.dropped > 0;  // dropped: answered by the addon
+      let skip: Uint8Array | null = null;
+      for (let i = 0; i < rows; i++) {
+        const isPermission = rowIsPermission(batch, i);
+        const holdsFd = !isPermission && rowFd(batch, i) >= 0;
+        const full = queue.size + kept >= MAX_QUEUED || (holdsFd && queue.fds + fds >= MAX_QUEUED_FDS);
+        if (full || (this.#abandoned && isPermission)) {
+          this.#drop(batch, i, isPermission);
+          (skip ??= new Uint8Array(rows))[i] = 1;
+          overflow ||= full;
           continue;
         }
-        if (this.#queue.length - this.#head >= MAX_QUEUED || (holdsFd && this.#queuedFds >= MAX_QUEUED_FDS)) {
-          this.#drop(ev);
-          continue;
-        }
-        if (holdsFd) this.#queuedFds++;
-        this.#queue.push(ev);
+        kept++;
+        if (holdsFd) fds++;
       }
-      // Answered by the addon while this thread did not take events.
-      if (batch.dropped > 0) this.#queueOverflow();
+      queue.pushBatch(batch, rows, skip, kept, fds);
+      if (overflow) queue.pushOverflow();
     }
     // The waiter re-checks the queue; a plain "not done" wakes it.
     this.#wake({ done: false, value: undefined as unknown as FanotifyEvent });
   }
 
-  /** Answers (with the default) and closes an event nobody will see; queues one overflow event. */
-  #drop(ev: FanotifyEvent): void {
-    if (ev.isPermission) ev._answerDefault(this.#native, this.#config.defaultResponse);
+  /** Answers (with the default) and closes an event nobody will see. */
+  #drop(batch: Batch, row: number, isPermission: boolean): void {
+    const ev = new FanotifyEvent(batch, row, this.#owner, this.#config.report.pidfd);
+    if (isPermission) ev._answerDefault(this.#native, this.#config.defaultResponse);
     ev._release();
-    this.#queueOverflow();
-  }
-
-  #queueOverflow(): void {
-    if (this.#overflowQueued) return;
-    this.#overflowQueued = true;
-    this.#queue.push(FanotifyEvent.overflow());
   }
 
   #wake(result: IteratorResult<FanotifyEvent>): void {
@@ -350,7 +330,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   #answerHandedOver(): void {
     if (!this.#config.permissionClass || this.#closed) return;
     this.#native.answerPending();
-    for (let i = this.#head; i < this.#queue.length; i++) this.#queue[i]._answeredElsewhere();
+    this.#queue.markAnswered();
   }
 
   #respond(token: number, decision: Decision, audit: unknown, releaseFd: number): void {

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Benchmark P3: watching a big tree. This library's watch() against chokidar
 // and @parcel/watcher: time until ready, RSS, and whether a scripted change
-// set is delivered with the right paths (see bench/README.md, "P3").
+// set is delivered with the right paths (see bench/README.md, "P3"). A bare
+// Node process (child "node", no watcher) runs before each watcher and after
+// the last; the median of its RSS is subtracted to give "RSS above bare Node".
 // Usage (as root): node scripts/bench-p3.js [--dirs D] [--files F]
 //   [--watchers ours,chokidar,parcel] [--settle MS] [--max-wait S] [--scale K]
 //   [--seed N] [--heap MIB]
@@ -148,8 +150,26 @@ async function runWatcher(kind, L, ops) {
   await Promise.race([ready, dead, timeout(opt.maxWait * 1000 * 10, 'ready')]);
   const readyWall = performance.now() - t0;
   const watches = kernelWatches(child.pid);
+  const mem = {
+    rss_ready_mib: readyInfo.rss / MiB,
+    // external includes arrayBuffers (Node docs), so it is not added again.
+    heap_ready_mib: (readyInfo.heap_used + readyInfo.external) / MiB,
+    heap_used_mib: readyInfo.heap_used / MiB, external_mib: readyInfo.external / MiB, array_buffers_mib: readyInfo.array_buffers / MiB,
+  };
   log(`  ${kind}: ready in ${fmt(readyInfo.ready_ms / 1000, 3)} s (process start to ready ${fmt(readyWall / 1000, 2)} s), ` +
-    `RSS ${fmt(readyInfo.rss / MiB, 1)} MiB, inotify watches ${watches.inotify}, fanotify marks ${watches.fanotify}`);
+    `RSS ${fmt(mem.rss_ready_mib, 1)} MiB, JS heap+external ${fmt(mem.heap_ready_mib, 1)} MiB, ` +
+    `inotify watches ${watches.inotify}, fanotify marks ${watches.fanotify}`);
+  if (kind === 'node') {
+    // The baseline: no change set, just its peak RSS and exit.
+    child.stdin.end('stop\n');
+    await Promise.race([done, dead, timeout(60000, 'stop')]).catch((e) => log(`  ${e.message}`));
+    killChildren();
+    await exited;
+    return {
+      watcher: kind, ready_s: readyInfo.ready_ms / 1000, process_ready_s: readyWall / 1000, load_ms: readyInfo.load_ms,
+      ...mem, rss_peak_mib: doneInfo ? doneInfo.hwm / MiB : null, inotify_watches: watches.inotify, fanotify_marks: watches.fanotify,
+    };
+  }
 
   const changeMs = tree.apply(ops);
   const tChanged = performance.now();
@@ -174,7 +194,8 @@ async function runWatcher(kind, L, ops) {
     Object.entries(s.raw_kinds).map(([k, n]) => `${k} ${n}`).join(', '));
   return {
     watcher: kind, ready_s: readyInfo.ready_ms / 1000, process_ready_s: readyWall / 1000, load_ms: readyInfo.load_ms,
-    rss_ready_mib: readyInfo.rss / MiB, rss_peak_mib: doneInfo ? doneInfo.hwm / MiB : null,
+    rss_ready_mib: mem.rss_ready_mib, rss_peak_mib: doneInfo ? doneInfo.hwm / MiB : null,
+    heap_ready_mib: mem.heap_ready_mib, heap_used_mib: mem.heap_used_mib, external_mib: mem.external_mib, array_buffers_mib: mem.array_buffers_mib,
     inotify_watches: watches.inotify, fanotify_marks: watches.fanotify,
     change_ms: changeMs, last_event_after_ms: lastEventAfterMs, ...s,
   };
@@ -223,7 +244,12 @@ async function main() {
       creates: 1000 * opt.scale, modifies: 1000 * opt.scale, renames: 500 * opt.scale,
       deletes: 1000 * opt.scale, newDirs: 100 * opt.scale, seed: opt.seed,
     });
+    const baselineSamples = [];
+    const runBaseline = async () => {
+      try { baselineSamples.push(await runWatcher('node', L, ops)); } catch (e) { log(`  node (baseline): FAILED: ${e.message}`); killChildren(); }
+    };
     for (const w of opt.watchers) {
+      await runBaseline();
       try {
         results.push(await runWatcher(w, L, ops));
       } catch (e) {
@@ -233,7 +259,8 @@ async function main() {
         results.push({ watcher: w, error: e.message });
       }
     }
-    report(results, { origWatches, buildS, sizeMiB, inodes });
+    await runBaseline();
+    report(results, { origWatches, buildS, sizeMiB, inodes, baselineSamples });
   } finally {
     cleanupSync(); // children, then max_user_watches
     t = performance.now();
@@ -242,16 +269,37 @@ async function main() {
   }
 }
 
+const median = (xs) => {
+  const v = xs.filter((x) => x != null).sort((a, b) => a - b);
+  return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : null;
+};
+
 function report(results, meta) {
+  // Baseline: median over the bare-Node runs of this invocation.
+  const bs = meta.baselineSamples;
+  const baseline = bs.length ? {
+    watcher: 'node', runs: bs.length,
+    ready_s: median(bs.map((b) => b.ready_s)), process_ready_s: median(bs.map((b) => b.process_ready_s)),
+    rss_ready_mib: median(bs.map((b) => b.rss_ready_mib)), rss_peak_mib: median(bs.map((b) => b.rss_peak_mib)),
+    heap_ready_mib: median(bs.map((b) => b.heap_ready_mib)), heap_used_mib: median(bs.map((b) => b.heap_used_mib)),
+    external_mib: median(bs.map((b) => b.external_mib)), array_buffers_mib: median(bs.map((b) => b.array_buffers_mib)),
+    samples: bs,
+  } : null;
   const ok = results.filter((r) => !r.error);
-  const rows = [['watcher', 'ready (s)', 'RSS at ready (MiB)', 'RSS peak (MiB)', 'inotify watches', 'events expected', 'delivered', 'missed', 'spurious', 'spurious events']];
+  for (const r of ok) r.rss_above_node_mib = baseline ? r.rss_ready_mib - baseline.rss_ready_mib : null;
+  const rows = [['watcher', 'ready (s)', 'RSS at ready (MiB)', 'RSS above bare Node (MiB)', 'JS heap+external (MiB)', 'RSS peak (MiB)',
+    'inotify watches', 'events expected', 'delivered', 'missed', 'spurious', 'spurious events']];
+  if (baseline) rows.push([`node (bare, median of ${baseline.runs})`, fmt(baseline.ready_s, 3), fmt(baseline.rss_ready_mib, 1), '-',
+    fmt(baseline.heap_ready_mib, 1), fmt(baseline.rss_peak_mib, 1), '0', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a']);
   for (const r of results) {
-    if (r.error) rows.push([r.watcher, 'failed: ' + r.error.slice(0, 60), '', '', '', '', '', '', '', '']);
-    else rows.push([r.watcher, fmt(r.ready_s, 3), fmt(r.rss_ready_mib, 1), fmt(r.rss_peak_mib, 1), String(r.inotify_watches),
+    if (r.error) rows.push([r.watcher, 'failed: ' + r.error.slice(0, 60), '', '', '', '', '', '', '', '', '', '']);
+    else rows.push([r.watcher, fmt(r.ready_s, 3), fmt(r.rss_ready_mib, 1), fmt(r.rss_above_node_mib, 1), fmt(r.heap_ready_mib, 1),
+      fmt(r.rss_peak_mib, 1), String(r.inotify_watches),
       String(r.expected), String(r.delivered), String(r.missed), String(r.spurious), String(r.spurious_events)]);
   }
   log('');
   table(rows);
+  if (baseline) log(`bare Node RSS at ready, each run: ${bs.map((b) => fmt(b.rss_ready_mib, 1)).join(', ')} MiB`);
 
   const cats = [...new Set(ok.flatMap((r) => Object.keys(r.per_category)))];
   if (cats.length) {
@@ -266,8 +314,12 @@ function report(results, meta) {
   if (ours) {
     log('');
     for (const r of ok.filter((x) => x.watcher !== 'ours')) {
-      ratios[`${r.watcher}/ours`] = { ready: r.ready_s / ours.ready_s, rss_ready: r.rss_ready_mib / ours.rss_ready_mib, rss_peak: r.rss_peak_mib / ours.rss_peak_mib };
-      log(`${r.watcher}/ours: ready time x${fmt(r.ready_s / ours.ready_s, 1)}, RSS at ready x${fmt(r.rss_ready_mib / ours.rss_ready_mib, 1)}, ` +
+      // Above-baseline ratio only when ours is measurably above bare Node.
+      const above = ours.rss_above_node_mib > 0 && r.rss_above_node_mib != null ? r.rss_above_node_mib / ours.rss_above_node_mib : null;
+      ratios[`${r.watcher}/ours`] = { ready: r.ready_s / ours.ready_s, rss_ready: r.rss_ready_mib / ours.rss_ready_mib, rss_peak: r.rss_peak_mib / ours.rss_peak_mib,
+        rss_above_node: above, heap_ready: r.heap_ready_mib / ours.heap_ready_mib };
+      log(`${r.watcher}/ours: ready time x${fmt(r.ready_s / ours.ready_s, 1)}, RSS at ready x${fmt(r.rss_ready_mib / ours.rss_ready_mib, 1)} ` +
+        `(above bare Node x${fmt(above, 1)}), JS heap+external x${fmt(r.heap_ready_mib / ours.heap_ready_mib, 1)}, ` +
         `peak RSS x${fmt(r.rss_peak_mib / ours.rss_peak_mib, 1)}`);
     }
   }
@@ -284,7 +336,7 @@ function report(results, meta) {
   console.log(JSON.stringify(round({
     bench: 'p3', options: opt, node: process.version, kernel: os.release(), cpus: os.cpus().length,
     image_mib: meta.sizeMiB, image_inodes: meta.inodes, build_s: meta.buildS, max_user_watches_orig: meta.origWatches,
-    results, ratios,
+    results, ratios, baseline,
   })));
 }
 

@@ -642,9 +642,11 @@ describe('randomized buffers', () => {
       if (bad.length > 0) throw new Error(`case ${i}: ${bad.join('; ')}\n${bytes.toString('hex')}`);
       if (i % 10 === 0) expect(p.decoded.every((e) => !e.malformed)).toBe(true);
       for (const ev of p.decoded) {
-        // Every lazy field decodes without throwing.
+        // Every lazy field decodes without throwing, and serializes (bigints
+        // such as a FileId's ino become strings).
         const json = ev.toJSON();
         expect(typeof json.mask).toBe('number');
+        expect(typeof JSON.stringify(ev)).toBe('string');
         void ev.events;
         void ev.records;
         events++;
