@@ -24,9 +24,13 @@ const MAX_QUEUED_FDS = 1024;
 
 type PathLike = string | URL | number | null | undefined;
 
+// The next() that waits for events: settled by #pump() with the iterator
+// result itself, so an event that arrives costs one promise settlement.
 interface Waiter {
   resolve(result: IteratorResult<FanotifyEvent>): void;
   reject(err: unknown): void;
+  /** The iterator ends (no more events, an error, an abort). */
+  end(): void;
 }
 
 export interface EventsOptions {
@@ -160,17 +164,6 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
       // what was handed over, so the default answers it now.
       this.#answerHandedOver();
     };
-    const slow = async (): Promise<IteratorResult<FanotifyEvent>> => {
-      try {
-        const value = await this.#next();
-        if (value !== null) return { done: false, value };
-        finish();
-        return { done: true, value: undefined };
-      } catch (err) {
-        finish();
-        throw err;
-      }
-    };
     const iterator: AsyncIterableIterator<FanotifyEvent> = {
       next: () => {
         if (finished) return Promise.resolve({ done: true, value: undefined });
@@ -178,10 +171,17 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
           finish();
           return Promise.reject(abortError(signal.reason));
         }
-        // Fast path: events already read are handed out without awaiting.
+        // Fast path: events already read are handed out without waiting.
         const value = this.#shift();
         if (value !== null) return Promise.resolve({ done: false, value });
-        return slow();
+        if (this.#waiter) {
+          finish();
+          return Promise.reject(stateError('ERR_FANOTIFY_CONCURRENT_NEXT', 'another next() is already waiting for this group'));
+        }
+        return new Promise<IteratorResult<FanotifyEvent>>((resolve, reject) => {
+          this.#waiter = { resolve, reject, end: finish };
+          this.#pump();
+        });
       },
       return: async () => {
         if (!finished) finish();
@@ -233,7 +233,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     // Answers what is pending, joins the reader, closes every fd handed over.
     this.#native.close();
     this.#queue.clear();
-    this.#wake({ done: true, value: undefined });
+    this.#pump();
   }
 
   #checkOpen(what: string): void {
@@ -248,31 +248,54 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     return ev;
   }
 
-  async #next(): Promise<FanotifyEvent | null> {
-    for (;;) {
-      const ev = this.#shift();
-      if (ev !== null) return ev;
-      if (this.#closed) return null;
-      if (this.#readError) {
-        const err = this.#readError;
-        this.#readError = null;
-        throw err;
+  /**
+   * Settles the waiting next(), if any, when it can be: with an event, the end
+   * (closed) or a read error. Otherwise makes sure a read is armed: a busy
+   * group has events now (no loop turn), else the native side calls #onBatch
+   * when some come.
+   */
+  #pump(): void {
+    const waiter = this.#waiter;
+    if (waiter === null) return;
+    let result: IteratorResult<FanotifyEvent> | null = null;
+    let error: unknown = null;
+    try {
+      for (;;) {
+        const ev = this.#shift();
+        if (ev !== null) {
+          result = { done: false, value: ev };
+          break;
+        }
+        if (this.#closed) {
+          result = { done: true, value: undefined };
+          break;
+        }
+        if (this.#readError) {
+          error = this.#readError;
+          this.#readError = null;
+          break;
+        }
+        const now = this.#native.read();
+        if (now === undefined) return;  // armed: #onBatch pumps again
+        this.#queueBatch(now);
       }
-      if (this.#waiter) throw stateError('ERR_FANOTIFY_CONCURRENT_NEXT', 'another next() is already waiting for this group');
-      // A busy group has events now: no thread hand-off, no promise.
-      const now = this.#native.read();
-      if (now !== undefined) {
-        this.#onBatch(now);
-        continue;
-      }
-      const result = await new Promise<IteratorResult<FanotifyEvent>>((resolve, reject) => {
-        this.#waiter = { resolve, reject };
-      });
-      if (result.done) return null;
+    } catch (err) {
+      error = err;
     }
+    this.#waiter = null;
+    if (result !== null && !result.done) return waiter.resolve(result);
+    waiter.end();
+    if (result !== null) waiter.resolve(result);
+    else waiter.reject(error);
   }
 
+  /** A batch from the native side, read while a next() waited. */
   #onBatch(raw: RawBatch): void {
+    this.#queueBatch(raw);
+    this.#pump();
+  }
+
+  #queueBatch(raw: RawBatch): void {
     if (this.#closed) return;
     if (typeof raw === 'number') {
       this.#readError = systemError(raw, 'read');
@@ -298,8 +321,6 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
       queue.pushBatch(batch, rows, skip, kept, fds);
       if (overflow) queue.pushOverflow();
     }
-    // The waiter re-checks the queue; a plain "not done" wakes it.
-    this.#wake({ done: false, value: undefined as unknown as FanotifyEvent });
   }
 
   /** Answers (with the default) and closes an event nobody will see. */
@@ -309,15 +330,10 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     ev._release();
   }
 
-  #wake(result: IteratorResult<FanotifyEvent>): void {
-    const waiter = this.#waiter;
-    this.#waiter = null;
-    waiter?.resolve(result);
-  }
-
   #stopIteration(err: Error): void {
     const waiter = this.#waiter;
     this.#waiter = null;
+    waiter?.end();
     waiter?.reject(err);
   }
 

@@ -97,7 +97,9 @@ function makeImage() {
   fs.closeSync(fs.openSync(img, 'w'));
   fs.truncateSync(img, 256 << 20); // sparse
   // lazy init off: no background ext4lazyinit thread writing while we measure.
-  sh('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', img]);
+  // -N: a backlog run holds events/2 files at once (the default gives 64k inodes).
+  const inodes = Math.max(65536, opt.events);
+  sh('mkfs.ext4', ['-q', '-F', '-N', String(inodes), '-E', 'lazy_itable_init=0,lazy_journal_init=0', img]);
   const dev = sh('losetup', ['--find', '--show', img]);
   undo.push(['losetup -d ' + dev, () => sh('losetup', ['-d', dev])]);
   const mnt = fs.mkdtempSync(path.join(tmp, 'mnt-'));
