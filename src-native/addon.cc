@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <napi.h>
-#include <sys/fanotify.h>
 #include <unistd.h>
 
 #include <string>

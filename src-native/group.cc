@@ -1,7 +1,6 @@
 #include "group.h"
 
 #include <errno.h>
-#include <sys/fanotify.h>
 #include <unistd.h>
 
 #include <algorithm>

@@ -4,6 +4,24 @@
 
 #include <linux/fanotify.h>
 #include <linux/types.h>
+#include <unistd.h>  // defines __GLIBC__ on glibc
+
+// fanotify_init() and fanotify_mark() come from the C library. glibc's
+// <sys/fanotify.h> includes <linux/fanotify.h>; musl's defines the same
+// structs again, which clashes with it, so elsewhere only the two functions
+// are declared, as musl declares them.
+#if defined(__GLIBC__)
+#include <sys/fanotify.h>
+#else
+#ifdef __cplusplus
+extern "C" {
+#endif
+int fanotify_init(unsigned flags, unsigned event_f_flags);
+int fanotify_mark(int fd, unsigned flags, unsigned long long mask, int dirfd, const char* pathname);
+#ifdef __cplusplus
+}
+#endif
+#endif
 
 // Events
 #ifndef FAN_FS_ERROR
