@@ -8,10 +8,6 @@
 // within() or until(), and every group is closed, every image disposed and
 // every child killed in finally / afterEach, also when an assertion fails.
 //
-// Tests marked test.failing document library bugs found here (see the comment
-// on each): they pass while the bug is there and fail once it is fixed, at
-// which point they should become plain tests.
-//
 // Needs root (CAP_SYS_ADMIN, loop devices, mount), gcc (case 5 compiles a small
 // threaded opener), prlimit (util-linux). Children that hold groups of their
 // own run the built package (dist/), as a user's program would.
