@@ -486,6 +486,45 @@ describeRoot('permission events', () => {
       }
     });
 
+    test('a new loop after a break: the old events got the default, any it still yields say so, new ones are its own', async () => {
+      const fan = contentGroup(dir, permission);
+      try {
+        const cats = [cat(file, 15_000), cat(file, 15_000), cat(file, 15_000)];
+        // All three wait in the kernel for an answer before the loop starts.
+        const waiting = (pid: number): boolean => {
+          try {
+            return fs.readFileSync(`/proc/${pid}/wchan`, 'utf8').startsWith('fanotify');
+          } catch {
+            return false;
+          }
+        };
+        for (let i = 0; i < 500 && !cats.every((c) => waiting(c.pid)); i++) await sleep(10);
+        expect(cats.every((c) => waiting(c.pid))).toBe(true);
+        for await (const ev of fan) {
+          void ev;
+          break;
+        }
+        for (const r of await within(5000, Promise.all(cats.map((c) => c.result)), 'cats after break')) expectDenied(r);
+        // Events read before the break come first (whether any were depends on
+        // timing), answered already; then the new loop's own.
+        const it = fan.events();
+        const next = cat(file, 15_000);
+        for (;;) {
+          const ev = await nextEvent(it);
+          if (ev.pid === next.pid) {
+            ev.respond('allow');
+            break;
+          }
+          expect(cats.map((c) => c.pid)).toContain(ev.pid);
+          expect(() => ev.respond('allow')).toThrow(expect.objectContaining({ code: 'ERR_ALREADY_RESPONDED' }));
+        }
+        expectAllowed(await within(5000, next.result, 'cat in the new loop'));
+        await it.return!();
+      } finally {
+        await fan.close();
+      }
+    });
+
     test('fan.close() while an event is pending', async () => {
       const fan = contentGroup(dir, permission);
       try {
