@@ -12,13 +12,14 @@
 // threaded opener), prlimit (util-linux). Children that hold groups of their
 // own run the built package (dist/), as a user's program would.
 
-import { ChildProcess, execFileSync, spawn, spawnSync, SpawnOptions } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { Fanotify, FanotifyEvent, FanotifyOptions, PermissionOptions } from '../lib';
 import { LoopImage } from '../lib/testing';
+import { ChildResult, killAll, start, Started } from './children';
 import { describeRoot, openFdCount, sleep, within } from './helpers';
 
 jest.setTimeout(60_000);
@@ -27,68 +28,6 @@ const DIST = path.join(__dirname, '..', 'dist');
 const CONTENT = 'hello from the watched dir\n';
 
 // --- child processes -------------------------------------------------------
-
-interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** ms from spawn to 'close' */
-  ms: number;
-  timedOut: boolean;
-}
-
-interface Started {
-  child: ChildProcess;
-  pid: number;
-  result: Promise<ChildResult>;
-  /** stdout so far */
-  out(): string;
-  running(): boolean;
-}
-
-const live = new Map<ChildProcess, Promise<ChildResult>>();
-
-/** Spawns cmd; SIGKILLs it after killAfterMs so that nothing can wait forever. */
-function start(cmd: string, args: string[], killAfterMs = 20_000, options: SpawnOptions = {}): Started {
-  const startedAt = Date.now();
-  const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, killAfterMs);
-  const result = new Promise<ChildResult>((resolve) => {
-    child.on('error', () => undefined);  // reported through 'close'
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      live.delete(child);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - startedAt, timedOut });
-    });
-  });
-  live.set(child, result);
-  if (child.pid === undefined) throw new Error(`could not spawn ${cmd}`);
-  return {
-    child,
-    pid: child.pid,
-    result,
-    out: () => stdout,
-    running: () => child.exitCode === null && child.signalCode === null,
-  };
-}
-
-/** Kills every child still running and waits (bounded) until they are gone. */
-async function killAll(): Promise<void> {
-  const waits = [...live.entries()].map(([child, result]) => {
-    child.kill('SIGKILL');
-    return result;
-  });
-  await within(5000, Promise.all(waits), 'killed children').catch(() => undefined);
-}
 
 /** Polls pred every 10 ms; rejects after ms. */
 async function until(pred: () => boolean, ms: number, what: string): Promise<void> {

@@ -7,13 +7,14 @@
 //
 // Needs root (CAP_SYS_ADMIN for a content group); tmpfs is fine for openPerm.
 
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { Fanotify, FanotifyEvent, PermissionOptions } from '../lib';
+import { ChildResult, killAll, start } from './children';
 import { describeRoot, openFdCount, sleep, within } from './helpers';
 
 jest.setTimeout(30_000);
@@ -21,50 +22,6 @@ jest.setTimeout(30_000);
 const FIXTURES = path.join(__dirname, 'fixtures');
 const CONTENT = 'hello from the watched dir\n';
 const EPERM_TEXT = 'Operation not permitted';
-
-interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** ms from spawn to 'close' */
-  ms: number;
-  timedOut: boolean;
-}
-
-interface Started {
-  child: ChildProcess;
-  pid: number;
-  startedAt: number;
-  result: Promise<ChildResult>;
-}
-
-const live = new Set<ChildProcess>();
-
-/** Spawns cmd; SIGKILLs it after killAfterMs so nothing can wait forever. */
-function start(cmd: string, args: string[], killAfterMs = 10_000): Started {
-  const startedAt = Date.now();
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, killAfterMs);
-  const result = new Promise<ChildResult>((resolve) => {
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      live.delete(child);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - startedAt, timedOut });
-    });
-  });
-  if (child.pid === undefined) throw new Error(`could not spawn ${cmd}`);
-  return { child, pid: child.pid, startedAt, result };
-}
 
 const cat = (file: string, killAfterMs?: number) => start('cat', [file], killAfterMs);
 
@@ -144,9 +101,8 @@ describeRoot('permission events', () => {
     fs.writeFileSync(file, CONTENT);
   });
 
-  afterEach(() => {
-    for (const child of live) child.kill('SIGKILL');
-    live.clear();
+  afterEach(async () => {
+    await killAll();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
