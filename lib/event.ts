@@ -27,12 +27,16 @@ const HEADER_INTS = 4;
 /** A row's event fd, or a negative value (FAN_NOFD, -errno). */
 export const rowFd = (batch: Batch, row: number): number => batch.events[row * EV.stride + EV.fd];
 
-/** Whether a row is a permission event (it has a token, or a permission bit). */
+/** The 64-bit mask of the event row starting at `at`, as a number. */
+const maskAt = (t: Int32Array, at: number): number => (t[at + EV.maskLo] >>> 0) + (t[at + EV.maskHi] >>> 0) * 2 ** 32;
+
+/** A permission event has a token (filed natively), or a permission bit. */
+const isPermissionEvent = (token: number, mask: number): boolean => token !== 0 || (mask & PERMISSION_EVENTS) !== 0;
+
+/** Whether a row is a permission event, without making the event. */
 export function rowIsPermission(batch: Batch, row: number): boolean {
   const at = row * EV.stride;
-  const t = batch.events;
-  return t[at + EV.token] !== 0 ||
-    (((t[at + EV.maskLo] >>> 0) + (t[at + EV.maskHi] >>> 0) * 2 ** 32) & PERMISSION_EVENTS) !== 0;
+  return isPermissionEvent(batch.events[at + EV.token], maskAt(batch.events, at));
 }
 
 /**
@@ -141,7 +145,7 @@ export class FanotifyEvent {
     this.#row = row;
     this.#owner = owner;
     this.#token = t[row + EV.token];
-    this.mask = (t[row + EV.maskLo] >>> 0) + (t[row + EV.maskHi] >>> 0) * 2 ** 32;
+    this.mask = maskAt(t, row);
     this.isDir = (t[row + EV.maskLo] & C.FAN_ONDIR) !== 0;
     this.pid = t[row + EV.pid];
     const fd = t[row + EV.fd];
@@ -161,7 +165,7 @@ export class FanotifyEvent {
   }
 
   get isPermission(): boolean {
-    return this.#token !== 0 || (this.mask & PERMISSION_EVENTS) !== 0;
+    return isPermissionEvent(this.#token, this.mask);
   }
 
   /** The path of the event fd (readlink of /proc/self/fd/N), computed on first access. */

@@ -277,12 +277,11 @@ const median = (xs) => {
 function report(results, meta) {
   // Baseline: median over the bare-Node runs of this invocation.
   const bs = meta.baselineSamples;
+  const fields = ['ready_s', 'process_ready_s', 'rss_ready_mib', 'rss_peak_mib', 'heap_ready_mib', 'heap_used_mib',
+    'external_mib', 'array_buffers_mib'];
   const baseline = bs.length ? {
     watcher: 'node', runs: bs.length,
-    ready_s: median(bs.map((b) => b.ready_s)), process_ready_s: median(bs.map((b) => b.process_ready_s)),
-    rss_ready_mib: median(bs.map((b) => b.rss_ready_mib)), rss_peak_mib: median(bs.map((b) => b.rss_peak_mib)),
-    heap_ready_mib: median(bs.map((b) => b.heap_ready_mib)), heap_used_mib: median(bs.map((b) => b.heap_used_mib)),
-    external_mib: median(bs.map((b) => b.external_mib)), array_buffers_mib: median(bs.map((b) => b.array_buffers_mib)),
+    ...Object.fromEntries(fields.map((f) => [f, median(bs.map((b) => b[f]))])),
     samples: bs,
   } : null;
   const ok = results.filter((r) => !r.error);
