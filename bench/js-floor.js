@@ -7,10 +7,10 @@
 // Node consumer of a readable fd pays per wake-up (epoll, the loop turn,
 // MakeCallback, N-API); what js-consumer costs above this is our JavaScript.
 // Usage: node js-floor.js MOUNTPOINT N [--backlog]; output as js-consumer.js.
-const { binding } = require('../dist/binding');
-const { groupConfig } = require('../dist/options');
-const { constants: C } = require('../dist/constants');
-const { batchViews } = require('../dist/event');
+const { binding } = require('../dist/core/binding');
+const { groupConfig } = require('../dist/core/options');
+const { constants: C } = require('../dist/core/constants');
+const { batchViews } = require('../dist/core/event');
 
 const EV_STRIDE = 10, EV_MASK_LO = 2, EV_FIRST_RECORD = 6, EV_RECORD_COUNT = 7;
 const REC_STRIDE = 9, REC_C = 6, REC_E = 8;  // handle length, name length

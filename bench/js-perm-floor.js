@@ -4,10 +4,10 @@
 // addon's internal interface: one JavaScript callback per batch answers every
 // event from the parsed table, with no event objects, iterator or promises.
 // Usage: node js-perm-floor.js DIR; output as js-perm.js.
-const { binding } = require('../dist/binding');
-const { groupConfig } = require('../dist/options');
-const { constants: C } = require('../dist/constants');
-const { batchViews } = require('../dist/event');
+const { binding } = require('../dist/core/binding');
+const { groupConfig } = require('../dist/core/options');
+const { constants: C } = require('../dist/core/constants');
+const { batchViews } = require('../dist/core/event');
 
 const EV_STRIDE = 10, EV_FD = 4, EV_TOKEN = 9;
 

@@ -13,12 +13,12 @@ import * as path from 'node:path';
 
 import {
   Command, HELP_OPTION, NeedsPrivilege, oneLine, ParsedArgs, parseArgs, UsageError, writeLine,
-} from './cli-command';
-import { errorsCommand } from './cli-errors';
-import { mountsCommand } from './cli-mounts';
-import { probeCommand } from './cli-probe';
-import { traceCommand } from './cli-trace';
-import { watchCommand } from './cli-watch';
+} from './cli/command';
+import { errorsCommand } from './cli/errors';
+import { mountsCommand } from './cli/mounts';
+import { probeCommand } from './cli/probe';
+import { traceCommand } from './cli/trace';
+import { watchCommand } from './cli/watch';
 
 export const COMMANDS: Command[] = [errorsCommand, watchCommand, traceCommand, mountsCommand, probeCommand];
 

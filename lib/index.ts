@@ -1,27 +1,27 @@
 // fanotify for Node.js: the public entry point.
-export { Fanotify } from './group';
-export type { EventsOptions } from './group';
-export { FanotifyEvent } from './event';
-export type { RawRecord } from './event';
-export type { FileId } from './fileid';
-export { constants, FAN_DENY_ERRNO } from './constants';
+export { Fanotify } from './core/group';
+export type { EventsOptions } from './core/group';
+export { FanotifyEvent } from './core/event';
+export type { RawRecord } from './core/event';
+export type { FileId } from './core/fileid';
+export { constants, FAN_DENY_ERRNO } from './core/constants';
 export type {
   AuditRule, AuditTrust, Decision, EventName, FanotifyOptions, GroupClass, MarkEventName, MarkOptions, PermissionOptions,
   ReportOptions, RespondOptions, Scope,
-} from './options';
-export { errnoName } from './errno';
-export type { FanotifyError } from './errors';
-export { resolve } from './resolve';
-export { probe } from './probe';
-export type { Features } from './probe';
-export { ErrorWatcher, watchErrors } from './watch-errors';
-export type { ErrorFilesystem, FsErrorEvent, SkippedFilesystem, WatchErrorsOptions } from './watch-errors';
-export type { StatMount } from './binding';
-export { MountWatcher, watchMounts } from './watch-mounts';
-export type { MountEvent, WatchMountsOptions } from './watch-mounts';
-export { watch, Watcher } from './watch';
-export type { WatchEvent, WatchOptions, WatchedFilesystem } from './watch';
-export { populate } from './populate';
-export type { PopulateResult } from './populate';
-export { ContentServer, serveContent } from './serve-content';
-export type { ContentServerStats, Fetch, FetchRequest, ServeContentOptions } from './serve-content';
+} from './core/options';
+export { errnoName } from './core/errno';
+export type { FanotifyError } from './core/errors';
+export { resolve } from './core/resolve';
+export { probe } from './kernel/probe';
+export type { Features } from './kernel/probe';
+export { ErrorWatcher, watchErrors } from './watchers/watch-errors';
+export type { ErrorFilesystem, FsErrorEvent, SkippedFilesystem, WatchErrorsOptions } from './watchers/watch-errors';
+export type { StatMount } from './core/binding';
+export { MountWatcher, watchMounts } from './watchers/watch-mounts';
+export type { MountEvent, WatchMountsOptions } from './watchers/watch-mounts';
+export { watch, Watcher } from './watchers/watch';
+export type { WatchEvent, WatchOptions, WatchedFilesystem } from './watchers/watch';
+export { populate } from './content/populate';
+export type { PopulateResult } from './content/populate';
+export { ContentServer, serveContent } from './content/serve-content';
+export type { ContentServerStats, Fetch, FetchRequest, ServeContentOptions } from './content/serve-content';

@@ -1,18 +1,18 @@
-// lib/constants.ts against what the native build sees (<linux/fanotify.h> of
+// lib/core/constants.ts against what the native build sees (<linux/fanotify.h> of
 // this machine plus src-native/uapi.h for what older headers lack), against the
 // installed header itself, and the errno names.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 
-import { binding } from '../lib/binding';
-import { constants, FAN_DENY_ERRNO } from '../lib/constants';
-import { errnoName, errnoNumber } from '../lib/errno';
+import { binding } from '../lib/core/binding';
+import { constants, FAN_DENY_ERRNO } from '../lib/core/constants';
+import { errnoName, errnoNumber } from '../lib/core/errno';
 import * as index from '../lib';
 
 const lib = constants as Readonly<Record<string, number>>;
 
 describe('constants', () => {
-  test('every constant of the native build equals lib/constants.ts', () => {
+  test('every constant of the native build equals lib/core/constants.ts', () => {
     const native = binding.constants;
     const keys = Object.keys(native);
     expect(keys.length).toBeGreaterThan(60);

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 
 import { ContentServer, Fetch, FetchRequest, populate, serveContent } from '../lib';
-import { binding } from '../lib/binding';
+import { binding } from '../lib/core/binding';
 import { LoopImage } from '../lib/testing';
 import { describeRoot, within } from './helpers';
 

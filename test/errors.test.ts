@@ -487,7 +487,7 @@ describeRoot('responding to events (need root)', () => {
   // sleeps in poll() and the opener waits until another event or close().
   // Spinning on the native read() makes the JS thread read every event.
   test('the timeout answers a permission event that the JS thread read', async () => {
-    const { binding } = require('../lib/binding') as typeof import('../lib/binding');
+    const { binding } = require('../lib/core/binding') as typeof import('../lib/core/binding');
     const C = binding.constants;
     let jsThreadRead = 0;
     for (let i = 0; i < 5 && jsThreadRead === 0; i++) {
@@ -575,7 +575,7 @@ describe('respond() on an event without a group', () => {
     bytes.writeInt32LE(-1, 16);
     bytes.writeInt32LE(1, 20);
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const { binding } = require('../lib/binding');
+    const { binding } = require('../lib/core/binding');
     const { events, records } = binding.parse(bytes);
     const ev = new FanotifyEvent({ bytes, events, records }, 0, null, false);
     expect(caught(() => ev.respond('allow')).code).toBe('ERR_NOT_PERMISSION_EVENT');

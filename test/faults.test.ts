@@ -640,7 +640,7 @@ describeRoot('faults', () => {
   });
 
   // 5 ------------------------------------------------------------------------
-  // lib/group.ts: a permission group keeps at most MAX_QUEUED = 16384
+  // lib/core/group.ts: a permission group keeps at most MAX_QUEUED = 16384
   // unconsumed events, and at most MAX_QUEUED_FDS = 1024 of them holding an
   // fd, but that second cap counts notification events only
   // (`holdsFd = ev.fd !== null && !ev.isPermission`): queued permission events

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { Fanotify, MountEvent, MountWatcher, watchMounts } from '../lib';
-import { binding } from '../lib/binding';
+import { binding } from '../lib/core/binding';
 import { describeRoot, openFdCount, sleep, within } from './helpers';
 
 /** Runs a command (no shell); throws with its stderr on failure. */

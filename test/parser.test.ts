@@ -1,5 +1,5 @@
 // The native read-buffer parser (src-native/parser.cc) and the lazy decoding in
-// lib/event.ts, fed synthetic buffers laid out as the kernel writes them:
+// lib/core/event.ts, fed synthetic buffers laid out as the kernel writes them:
 //
 //   struct fanotify_event_metadata { u32 event_len; u8 vers; u8 reserved;
 //     u16 metadata_len; u64 mask; s32 fd; s32 pid; }              // 24 bytes
@@ -12,8 +12,8 @@
 //
 // All little-endian (the host order of x86-64 and arm64). Synthetic events use
 // fd = FAN_NOFD and pidfds that are never closed, so nothing real is touched.
-import { binding } from '../lib/binding';
-import { FanotifyEvent } from '../lib/event';
+import { binding } from '../lib/core/binding';
+import { FanotifyEvent } from '../lib/core/event';
 
 // Row layouts: src-native/parser.h (EventField, RecordField).
 const EV = { offset: 0, length: 1, maskLo: 2, maskHi: 3, fd: 4, pid: 5, firstRecord: 6, recordCount: 7, flags: 8, token: 9, stride: 10 };

@@ -397,7 +397,7 @@ describeRoot('pre-content events (LTP fanotify24)', () => {
     });
 
     // LIBRARY BUG (src-native/pending.cc PendingPermissions::WriteLocked and
-    // lib/event.ts FanotifyEvent.respond): with a writable event fd ('w' or
+    // lib/core/event.ts FanotifyEvent.respond): with a writable event fd ('w' or
     // 'rw') on a file not watched for pre-content, an allowed exec fails with
     // ETXTBSY. The event fd, open for write, is closed only after the answer
     // is written; the woken execve denies write access to the file

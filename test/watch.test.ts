@@ -7,8 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { watch, Watcher, WatchEvent } from '../lib';
-import { binding } from '../lib/binding';
-import { formatFsid } from '../lib/fileid';
+import { binding } from '../lib/core/binding';
+import { formatFsid } from '../lib/core/fileid';
 import { LoopImage } from '../lib/testing';
 import { describeRoot, openFdCount, sleep, within } from './helpers';
 

@@ -1,7 +1,7 @@
 // The state of a stub file made by populate(): its real size and mode, and
 // which byte ranges hold real content already. Kept in a user.* extended
 // attribute on the file itself, so it survives restarts and moves with the file.
-import { binding } from './binding';
+import { binding } from '../core/binding';
 
 export const STUB_XATTR = 'user.fanotify.stub';
 

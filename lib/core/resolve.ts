@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { binding } from './binding';
 import { fromNative, invalidArg, systemError } from './errors';
 import { FileId, formatFsid } from './fileid';
-import { readMountInfo } from './mountinfo';
+import { readMountInfo } from '../kernel/mountinfo';
 
 const ENODEV = 19;
 const FILEID_INVALID = 0xff;

@@ -81,7 +81,7 @@ function load(): Binding {
     throw new Error(`fanotify is a Linux kernel interface; it cannot run on ${process.platform}.`);
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    return require('node-gyp-build')(path.join(__dirname, '..')) as Binding;
+    return require('node-gyp-build')(path.join(__dirname, '..', '..')) as Binding;
   } catch (err) {
     const e = new Error(
       `fanotify: no native binary that loads here (${process.platform}-${process.arch}, Node-API). ` +

@@ -4,10 +4,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { binding } from './binding';
-import { constants as C } from './constants';
-import { errnoName } from './errno';
-import { EVENT_BITS, EventName, ReportOptions, Scope } from './options';
+import { binding } from '../core/binding';
+import { constants as C } from '../core/constants';
+import { errnoName } from '../core/errno';
+import { EVENT_BITS, EventName, ReportOptions, Scope } from '../core/options';
 
 export interface Features {
   kernel: string;

@@ -6,15 +6,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { binding } from './binding';
-import { constants as C } from './constants';
-import { FanotifyError, invalidArg } from './errors';
-import { FanotifyEvent } from './event';
-import { FileId, formatFsid } from './fileid';
-import { Fanotify } from './group';
-import { readMountInfo } from './mountinfo';
-import { EventName, eventMask, MarkEventName } from './options';
-import { noteMountPoint, resolveVia } from './resolve';
+import { binding } from '../core/binding';
+import { constants as C } from '../core/constants';
+import { FanotifyError, invalidArg } from '../core/errors';
+import { FanotifyEvent } from '../core/event';
+import { FileId, formatFsid } from '../core/fileid';
+import { Fanotify } from '../core/group';
+import { readMountInfo } from '../kernel/mountinfo';
+import { EventName, eventMask, MarkEventName } from '../core/options';
+import { noteMountPoint, resolveVia } from '../core/resolve';
 
 export interface WatchOptions {
   /** What to report. Default: create, delete, movedFrom, movedTo, modify, attrib, onDir. */

@@ -5,15 +5,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { binding } from './binding';
-import { constants as C } from './constants';
-import { FanotifyError, invalidArg } from './errors';
+import { binding } from '../core/binding';
+import { constants as C } from '../core/constants';
+import { FanotifyError, invalidArg } from '../core/errors';
 import { Ext4ErrorInfo, ext4SysfsDir, readExt4Errors } from './ext4';
-import { FanotifyEvent } from './event';
-import { FileId, formatFsid } from './fileid';
-import { Fanotify } from './group';
-import { readMountInfo } from './mountinfo';
-import { resolve } from './resolve';
+import { FanotifyEvent } from '../core/event';
+import { FileId, formatFsid } from '../core/fileid';
+import { Fanotify } from '../core/group';
+import { readMountInfo } from '../kernel/mountinfo';
+import { resolve } from '../core/resolve';
 
 export interface ErrorFilesystem {
   fsid: string;

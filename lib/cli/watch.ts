@@ -1,7 +1,7 @@
 // fanotify watch PATH: a change feed with full paths over every filesystem
 // under PATH, including those mounted there later.
-import { Command, CommandContext, JSON_OPTION, privileged, toJson, UsageError, VERBOSE_OPTION } from './cli-command';
-import { MarkEventName, watch, WatchEvent } from './index';
+import { Command, CommandContext, JSON_OPTION, privileged, toJson, UsageError, VERBOSE_OPTION } from './command';
+import { MarkEventName, watch, WatchEvent } from '../index';
 
 export function formatWatchEvent(time: Date, e: WatchEvent): string {
   const what = e.from !== undefined || e.to !== undefined ? `${e.from ?? '?'} -> ${e.to ?? '?'}` : e.path ?? '(gone)';

@@ -3,10 +3,10 @@
 // The events carry only the 64-bit mount id: statmount(2) names attached
 // mounts; detached ones are named from a cache seeded with listmount(2) at
 // start, so mounts that existed before the watch are named too.
-import { binding, StatMount } from './binding';
-import { constants as C } from './constants';
-import { invalidArg } from './errors';
-import { Fanotify } from './group';
+import { binding, StatMount } from '../core/binding';
+import { constants as C } from '../core/constants';
+import { invalidArg } from '../core/errors';
+import { Fanotify } from '../core/group';
 
 export interface MountEvent {
   /** A move is one event with both bits; 'attach' and 'detach' are the others. */
@@ -29,7 +29,7 @@ type Known = StatMount;
 /** Mount events as an async iterator; `return()` or the signal ends it. */
 export class MountWatcher implements AsyncIterableIterator<MountEvent> {
   readonly #group: Fanotify;
-  readonly #events: AsyncIterableIterator<import('./event').FanotifyEvent>;
+  readonly #events: AsyncIterableIterator<import('../core/event').FanotifyEvent>;
   // mount id -> what it was, for naming detaches.
   readonly #known = new Map<bigint, Known>();
 
@@ -60,7 +60,7 @@ export class MountWatcher implements AsyncIterableIterator<MountEvent> {
 
   async next(): Promise<IteratorResult<MountEvent>> {
     for (;;) {
-      let r: IteratorResult<import('./event').FanotifyEvent>;
+      let r: IteratorResult<import('../core/event').FanotifyEvent>;
       try {
         r = await this.#events.next();
       } catch (err) {

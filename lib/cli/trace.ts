@@ -3,9 +3,9 @@
 // each event's fd.
 import * as fs from 'node:fs';
 
-import { Command, CommandContext, JSON_OPTION, privileged, toJson, UsageError } from './cli-command';
-import { Fanotify, FanotifyEvent, MarkEventName } from './index';
-import { readMountInfo } from './mountinfo';
+import { Command, CommandContext, JSON_OPTION, privileged, toJson, UsageError } from './command';
+import { Fanotify, FanotifyEvent, MarkEventName } from '../index';
+import { readMountInfo } from '../kernel/mountinfo';
 
 const DEFAULT_EVENTS: MarkEventName[] = ['open', 'access', 'modify', 'closeWrite', 'openExec'];
 

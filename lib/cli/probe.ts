@@ -1,6 +1,6 @@
 // fanotify probe: the kernel feature report.
-import { Command, CommandContext, JSON_OPTION } from './cli-command';
-import { Features, probe } from './index';
+import { Command, CommandContext, JSON_OPTION } from './command';
+import { Features, probe } from '../index';
 
 // The report's sections as the table shows them, in this order.
 const PROBE_SECTIONS = ['classes', 'report', 'groupFlags', 'scopes', 'markFlags', 'events', 'records'] as const;

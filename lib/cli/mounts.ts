@@ -1,6 +1,6 @@
 // fanotify mounts: mount attach/detach/move events of this mount namespace.
-import { Command, CommandContext, JSON_OPTION, privileged, toJson } from './cli-command';
-import { MountEvent, watchMounts } from './index';
+import { Command, CommandContext, JSON_OPTION, privileged, toJson } from './command';
+import { MountEvent, watchMounts } from '../index';
 
 export function formatMountEvent(time: Date, m: MountEvent): string {
   const what = m.mountPoint === undefined ? '(unknown mount)' : `${m.fsType} ${m.source} on ${m.mountPoint}`;

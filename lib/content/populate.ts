@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { invalidArg } from './errors';
+import { invalidArg } from '../core/errors';
 import { StubState } from './stub-state';
 
 export interface PopulateResult {

@@ -6,9 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { invalidArg } from './errors';
-import { FanotifyEvent } from './event';
-import { Fanotify } from './group';
+import { invalidArg } from '../core/errors';
+import { FanotifyEvent } from '../core/event';
+import { Fanotify } from '../core/group';
 import { StubState } from './stub-state';
 
 export interface FetchRequest {

@@ -1,6 +1,6 @@
 // fanotify errors [PATH...]: the filesystem health monitor (FAN_FS_ERROR).
-import { Command, CommandContext, isPermissionError, JSON_OPTION, NeedsPrivilege, VERBOSE_OPTION } from './cli-command';
-import { ErrorFilesystem, ErrorWatcher, FsErrorEvent, watchErrors } from './index';
+import { Command, CommandContext, isPermissionError, JSON_OPTION, NeedsPrivilege, VERBOSE_OPTION } from './command';
+import { ErrorFilesystem, ErrorWatcher, FsErrorEvent, watchErrors } from '../index';
 
 function describeFs(f: ErrorFilesystem): string {
   if (!f.mountPoint) return `filesystem fsid ${f.fsid}`;
