@@ -7,6 +7,7 @@
         "src-native/errors.cc",
         "src-native/group.cc",
         "src-native/handles.cc",
+        "src-native/mount_watch.cc",
         "src-native/mounts.cc",
         "src-native/parser.cc",
         "src-native/pending.cc",

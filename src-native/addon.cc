@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "group.h"
 #include "handles.h"
+#include "mount_watch.h"
 #include "mounts.h"
 #include "xattr.h"
 #include "parser.h"
@@ -39,6 +40,22 @@ Napi::Value Mark(const Napi::CallbackInfo& info) {
   if (fanotify_mark(fd, flags, mask, dirfd, has_path ? path.c_str() : nullptr) != 0)
     throw ErrnoError(info.Env(), errno, "fanotify_mark", path);
   return info.Env().Undefined();
+}
+
+// writeResponse(fd, eventFd, response, info?) -> 0 or the kernel's errno: for
+// probe(), which asks whether the kernel takes a response shape (FAN_INFO,
+// FAN_DENY_ERRNO) by writing one for no event (FAN_NOFD). Answers to real
+// events go through the pending table, never through this.
+Napi::Value WriteResponse(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  fanotify_response response{info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Uint32Value()};
+  std::string buf(reinterpret_cast<const char*>(&response), sizeof response);
+  if (info.Length() > 3 && info[3].IsBuffer()) {
+    auto extra = info[3].As<Napi::Buffer<char>>();
+    buf.append(extra.Data(), extra.Length());
+  }
+  ssize_t n = write(fd, buf.data(), buf.size());
+  return Napi::Number::New(info.Env(), n < 0 ? errno : 0);
 }
 
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
@@ -104,6 +121,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("Group", Group::Define(env));
   exports.Set("init", Napi::Function::New<Init>(env, "init"));
   exports.Set("mark", Napi::Function::New<Mark>(env, "mark"));
+  exports.Set("MountTableWatch", MountTableWatch::Define(env));
+  exports.Set("writeResponse", Napi::Function::New<WriteResponse>(env, "writeResponse"));
   exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
   exports.Set("dup", Napi::Function::New<Dup>(env, "dup"));
   exports.Set("parse", Napi::Function::New<Parse>(env, "parse"));

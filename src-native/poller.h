@@ -10,8 +10,9 @@ namespace fan {
 
 class Poller {
  public:
-  // on_readable runs on the loop's thread whenever the fd is readable while started.
-  Poller(uv_loop_t* loop, int fd, std::function<void()> on_readable);  // throws std::system_error
+  // on_ready runs on the loop's thread whenever the fd has one of `events`
+  // (UV_READABLE, or UV_PRIORITIZED for /proc/self/mountinfo) while started.
+  Poller(uv_loop_t* loop, int fd, std::function<void()> on_ready, int events = UV_READABLE);  // throws std::system_error
   ~Poller();
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
@@ -33,7 +34,8 @@ class Poller {
 
   uv_poll_t* handle_;  // null once closed
   bool active_ = false;
-  std::function<void()> on_readable_;
+  int events_;
+  std::function<void()> on_ready_;
 };
 
 }  // namespace fan

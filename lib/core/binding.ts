@@ -40,7 +40,17 @@ export interface NativeGroup {
   unref(): void;
 }
 
+/** Calls back whenever the mount table behind a mountinfo file changes (POLLPRI). */
+export interface NativeMountTableWatch {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
 export interface Binding {
+  MountTableWatch: new (mountinfoPath: string, onChange: () => void) => NativeMountTableWatch;
+  /** Writes one fanotify_response (and info records); 0 or the kernel's errno. For probing only. */
+  writeResponse(fd: number, eventFd: number, response: number, info?: Buffer): number;
   Group: new (initFlags: number, eventFileFlags: number, options: NativeGroupOptions, onBatch: BatchCallback) => NativeGroup;
   init(flags: number, eventFileFlags: number): number;
   mark(fd: number, flags: number, mask: number, dirfd: number, path: string | null): void;

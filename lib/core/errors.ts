@@ -31,7 +31,8 @@ const HINTS: Readonly<Record<string, string>> = {
     'this kernel does not accept these flags: audit: true (FAN_ENABLE_AUDIT) needs a kernel built with audit support (CONFIG_AUDITSYSCALL), so try without audit; otherwise the kernel may be too old for another flag (see probe()).',
   'fanotify_init:EMFILE':
     'too many fanotify groups: raise /proc/sys/fs/fanotify/max_user_groups or close unused groups.',
-  'fanotify_init:ENOSYS': 'this kernel was built without fanotify (CONFIG_FANOTIFY).',
+  'fanotify_init:ENOSYS':
+    'the fanotify_init system call is not there for this process: the kernel was built without CONFIG_FANOTIFY, or a seccomp filter (a container runtime) or an emulator (qemu-user) refuses it. Run on a Linux host or VM whose kernel has fanotify, or allow fanotify_init and fanotify_mark in the seccomp profile.',
   'fanotify_mark:EPERM':
     'mount, filesystem and mntns marks, and permission events, need CAP_SYS_ADMIN: run as root.',
   'fanotify_mark:EACCES': 'read access to the path is needed to mark it.',
@@ -99,6 +100,14 @@ export function invalidArg(name: string, value: unknown, reason: string): TypeEr
 export function stateError(code: string, message: string): Error & { code: string } {
   const err = new Error(message) as Error & { code: string };
   err.code = code;
+  return err;
+}
+
+/** What an aborted AbortSignal makes a waiting call reject with, as in node:events. */
+export function abortError(reason: unknown): Error {
+  const err = new Error('The operation was aborted', { cause: reason }) as Error & { code: string };
+  err.name = 'AbortError';
+  err.code = 'ABORT_ERR';
   return err;
 }
 

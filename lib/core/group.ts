@@ -4,9 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { binding, NativeGroup, RawBatch } from './binding';
 import './dispose';
 import { constants as C } from './constants';
-import { fromNative, invalidArg, stateError, systemError } from './errors';
+import { abortError, fromNative, invalidArg, stateError, systemError } from './errors';
 import { Batch, batchViews, EVENT_STRIDE, EventOwner, FanotifyEvent, rowFd, rowIsPermission } from './event';
 import { EventQueue } from './event-queue';
+import { has, missingInitFeature, missingMarkFeature, unsupported } from '../kernel/capabilities';
 import {
   auditRuleInfo, Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
   markFlags, Scope,
@@ -14,6 +15,7 @@ import {
 
 const AT_FDCWD = -100;
 const ENOENT = 2;
+const EINVAL = 22;
 // Permission groups are read all the time (see the README's design notes), so
 // what nobody consumes piles up here. Past this many events (the kernel's
 // default max_queued_events), new ones are answered with the default, dropped,
@@ -54,6 +56,10 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   constructor(options: FanotifyOptions = {}) {
     this.#config = groupConfig(options);
     const cfg = this.#config;
+    // Checked now, not when the first timeout would write it and the kernel
+    // refused: an answer nobody can give leaves the opener waiting.
+    if ((cfg.defaultResponse & 0xff) === C.FAN_DENY && cfg.defaultResponse >>> 24 !== 0 && !has('denyErrno'))
+      throw unsupported('denyErrno', { syscall: 'write', instead: "Use default: 'deny' (EPERM)." });
     try {
       this.#native = new binding.Group(
         cfg.initFlags,
@@ -68,6 +74,8 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
         (batch) => this.#onBatch(batch),
       );
     } catch (err) {
+      const missing = (err as { errno?: number }).errno === EINVAL ? missingInitFeature(cfg.initFlags) : undefined;
+      if (missing) throw unsupported(missing, { syscall: 'fanotify_init' });
       throw fromNative(err, {
         details: `class '${cfg.groupClass}', flags 0x${cfg.initFlags.toString(16)}`,
         variant: cfg.audit ? 'audit' : undefined,
@@ -137,6 +145,8 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     try {
       binding.mark(this.#native.fd, action | flags, mask, dirfd, path);
     } catch (err) {
+      const missing = (err as { errno?: number }).errno === EINVAL ? missingMarkFeature(flags, mask) : undefined;
+      if (missing) throw unsupported(missing, { syscall: 'fanotify_mark', path: path ?? `fd ${dirfd}` });
       throw fromNative(err, {
         path: path ?? `fd ${dirfd}`,
         details: `scope '${scope}', mask 0x${mask.toString(16)}`,
@@ -354,6 +364,11 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     const info = typeof audit === 'boolean' ? undefined : auditRuleInfo(audit, 'options.audit');
     if (audit !== false && !cfg.audit) throw invalidArg('options.audit', audit, 'needs the group option audit: true (FAN_ENABLE_AUDIT)');
     let response = decisionToResponse(decision, 'decision', cfg.groupClass, audit !== false);
+    // Refused before anything is written: the event stays pending, its fd open.
+    if (response >>> 24 !== 0 && !has('denyErrno'))
+      throw unsupported('denyErrno', { syscall: 'write', instead: "Answer 'deny' (EPERM) instead." });
+    if (info && !has('auditRule'))
+      throw unsupported('auditRule', { syscall: 'write', instead: 'Answer with { audit: true } instead.' });
     if (info) response = (response | C.FAN_INFO) >>> 0;
     const err = this.#native.respond(token, response, releaseFd, info);
     if (err === ENOENT)
@@ -369,11 +384,4 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
 function readBufferSize(cfg: GroupConfig): number {
   const noFds = (cfg.report.fid || cfg.report.dirFid || cfg.report.mount) && !cfg.permissionClass;
   return noFds ? 64 * 1024 : 4096;
-}
-
-function abortError(reason: unknown): Error {
-  const err = new Error('The operation was aborted', { cause: reason }) as Error & { code: string };
-  err.name = 'AbortError';
-  err.code = 'ABORT_ERR';
-  return err;
 }

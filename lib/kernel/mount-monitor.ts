@@ -1,0 +1,208 @@
+// Mounts attached, detached and moved in a mount namespace, on every kernel:
+// - 'fanotify' (Linux 6.15+): FAN_MNT_ATTACH / FAN_MNT_DETACH on a
+//   FAN_MARK_MNTNS mark; the events carry the mount id, statmount(2) names it.
+// - 'mountinfo' (before): an open /proc/<pid>/mountinfo signals each change of
+//   the table with POLLPRI; the table is read again and compared with the one
+//   before, by mount id (what libmount's monitor does). Changes that undo each
+//   other between two reads (a mount made and unmounted at once) are not seen.
+// Both keep the table as it is now (`mounts`), so a detach names what it was.
+import { binding, NativeMountTableWatch } from '../core/binding';
+import { constants as C } from '../core/constants';
+import { abortError, invalidArg } from '../core/errors';
+import { FanotifyEvent } from '../core/event';
+import { Fanotify } from '../core/group';
+import { has, unsupported } from './capabilities';
+import { Mount, readMounts, statMount } from './mount-table';
+
+export type MountMechanism = 'fanotify' | 'mountinfo';
+
+export interface MountChange {
+  /** A move is one change with the mount's new place; 'attach' and 'detach' are the others. */
+  kind: 'attach' | 'detach' | 'move';
+  mountId: bigint;
+  /** The mount as it is now (attach, move) or was (detach); null when nothing is known of it. */
+  mount: Mount | null;
+}
+
+export interface MountMonitorOptions {
+  /** An nsfs path or fd (default: this process's namespace, /proc/self/ns/mnt). */
+  namespace?: string | number;
+  signal?: AbortSignal;
+}
+
+// The mountinfo of the namespace an nsfs path names: /proc/<pid>/ns/mnt has
+// its table at /proc/<pid>/mountinfo. An nsfs fd or a bind-mounted namespace
+// file has no such table: only FAN_MARK_MNTNS can watch those.
+function mountinfoOf(namespace: string | number | undefined): string | undefined {
+  if (namespace === undefined) return undefined;
+  const m = typeof namespace === 'string' ? /^\/proc\/(\d+|self|thread-self)\/ns\/mnt$/.exec(namespace) : null;
+  if (m === null)
+    throw unsupported('mntnsMark', {
+      syscall: 'fanotify_mark', path: String(namespace),
+      instead: "Without it, mounts are followed through /proc/PID/mountinfo: pass the namespace as '/proc/PID/ns/mnt'.",
+    });
+  return m[1] === 'self' ? undefined : `/proc/${m[1]}/mountinfo`;
+}
+
+export class MountMonitor implements AsyncIterableIterator<MountChange> {
+  /** How mount changes reach us on this kernel. */
+  readonly mechanism: MountMechanism;
+  readonly #known = new Map<bigint, Mount>();
+  readonly #queue: MountChange[] = [];
+  readonly #mountinfo: string | undefined;
+  // 'fanotify'
+  readonly #group: Fanotify | null = null;
+  readonly #events: AsyncIterableIterator<FanotifyEvent> | null = null;
+  // 'mountinfo'
+  readonly #table: NativeMountTableWatch | null = null;
+  #dirty = false;
+  #wake: (() => void) | null = null;
+  #refed = true;
+  #closed = false;
+  #abortReported = false;
+  readonly #signal: AbortSignal | undefined;
+
+  constructor(options: MountMonitorOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw invalidArg('options', options, 'must be an object');
+    const { namespace, signal } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal))
+      throw invalidArg('options.signal', signal, 'must be an AbortSignal');
+    this.#signal = signal;
+    if (has('mountEvents')) {
+      this.mechanism = 'fanotify';
+      this.#group = new Fanotify({ report: { mount: true } });
+      try {
+        this.#group.add(namespace, ['mntAttach', 'mntDetach'], { scope: 'mntns' });
+        this.#events = this.#group.events({ signal });
+      } catch (err) {
+        void this.#group.close();
+        throw err;
+      }
+    } else {
+      this.mechanism = 'mountinfo';
+      this.#mountinfo = mountinfoOf(namespace);
+      this.#table = new binding.MountTableWatch(this.#mountinfo ?? '/proc/self/mountinfo', () => this.#changed());
+      this.#table.unref();  // only a waiting next() keeps the process alive
+    }
+    // Read after the mark (or the poll) is in place: a mount made in between
+    // is seen twice at worst, never missed.
+    for (const m of readMounts(this.#mountinfo)) this.#known.set(m.mountId, m);
+    if (signal?.aborted) this.close();
+    signal?.addEventListener('abort', () => this.close(), { once: true });
+  }
+
+  /** The mount table as far as the monitor knows: mount id -> mount. */
+  get mounts(): ReadonlyMap<bigint, Mount> {
+    return this.#known;
+  }
+
+  async next(): Promise<IteratorResult<MountChange>> {
+    for (;;) {
+      const change = this.#queue.shift();
+      if (change) return { done: false, value: change };
+      if (this.#closed) {
+        // As the group's iterator: the aborted next() rejects, later ones are done.
+        if (this.#signal?.aborted && !this.#abortReported) {
+          this.#abortReported = true;
+          throw abortError(this.#signal.reason);
+        }
+        return { done: true, value: undefined };
+      }
+      if (this.#events) await this.#nextEvent();
+      else if (this.#dirty) this.#rescan();
+      else await this.#tableChanged();
+    }
+  }
+
+  async return(): Promise<IteratorResult<MountChange>> {
+    this.close();
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** Whether a waiting next() keeps the process alive (the default). */
+  ref(): this {
+    this.#refed = true;
+    this.#group?.ref();
+    if (this.#wake) this.#table?.ref();
+    return this;
+  }
+
+  unref(): this {
+    this.#refed = false;
+    this.#group?.unref();
+    this.#table?.unref();
+    return this;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    void this.#group?.close();
+    this.#table?.close();
+    this.#wake?.();
+  }
+
+  async #nextEvent(): Promise<void> {
+    let r: IteratorResult<FanotifyEvent>;
+    try {
+      r = await this.#events!.next();
+    } catch (err) {
+      this.close();  // for-await calls no return() after a rejection
+      if ((err as Error).name === 'AbortError') this.#abortReported = true;
+      throw err;
+    }
+    if (r.done) return this.close();
+    const ev = r.value;
+    if (ev.overflow || ev.mountId === undefined) return this.#rescan();  // events were lost: compare tables
+    const id = ev.mountId;
+    const attach = (ev.mask & C.FAN_MNT_ATTACH) !== 0;
+    const detach = (ev.mask & C.FAN_MNT_DETACH) !== 0;
+    const before = this.#known.get(id) ?? null;
+    if (attach) {
+      const now = statMount(id);  // null if it is gone again already
+      if (now) this.#known.set(id, now);
+      this.#queue.push({ kind: detach ? 'move' : 'attach', mountId: id, mount: now ?? before });
+    } else {
+      this.#known.delete(id);
+      this.#queue.push({ kind: 'detach', mountId: id, mount: before });
+    }
+  }
+
+  #changed(): void {
+    this.#dirty = true;
+    this.#wake?.();
+  }
+
+  /** Waits for the mountinfo poll to report a change (or close()). */
+  #tableChanged(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#refed) this.#table!.ref();
+      this.#wake = () => {
+        this.#wake = null;
+        if (!this.#closed) this.#table!.unref();
+        resolve();
+      };
+    });
+  }
+
+  /** Reads the table again and queues what changed since the last read. */
+  #rescan(): void {
+    this.#dirty = false;
+    const now = new Map<bigint, Mount>();
+    for (const m of readMounts(this.#mountinfo)) now.set(m.mountId, m);
+    for (const [id, before] of this.#known)
+      if (!now.has(id)) this.#queue.push({ kind: 'detach', mountId: id, mount: before });
+    for (const [id, m] of now) {
+      const before = this.#known.get(id);
+      if (!before) this.#queue.push({ kind: 'attach', mountId: id, mount: m });
+      else if (before.mountPoint !== m.mountPoint || before.parentId !== m.parentId)
+        this.#queue.push({ kind: 'move', mountId: id, mount: m });
+    }
+    this.#known.clear();
+    for (const [id, m] of now) this.#known.set(id, m);
+  }
+}

@@ -1,0 +1,58 @@
+// The mount table, the same on every kernel: listmount(2) + statmount(2)
+// where the kernel has them (6.8), with 64-bit mount ids that are never
+// reused; /proc/<pid>/mountinfo before that, with the kernel's older ids,
+// which a later mount may reuse.
+import { binding } from '../core/binding';
+import { has } from './capabilities';
+import { readMountInfo } from './mountinfo';
+
+export interface Mount {
+  /** The mount id: unique (64-bit) where `mountIds()` is 'unique', else mountinfo's reusable one. */
+  mountId: bigint;
+  parentId: bigint;
+  mountPoint: string;
+  /** The directory of the filesystem that is mounted ('/' for all of it; a bind mount's source). */
+  root: string;
+  fsType: string;
+  source: string;
+  devMajor: number;
+  devMinor: number;
+}
+
+/** Which ids this kernel's table has: 'unique' (listmount, 6.8) or 'reusable' (mountinfo). */
+export function mountIds(): 'unique' | 'reusable' {
+  return has('listmount') ? 'unique' : 'reusable';
+}
+
+/** One mount by its unique id (statmount); null when it is gone or the kernel has no statmount. */
+export function statMount(mountId: bigint): Mount | null {
+  if (!has('listmount')) return null;
+  const m = binding.statMount(mountId);
+  if (!m) return null;
+  return {
+    mountId: m.mountId, parentId: m.parentId, mountPoint: m.mountPoint, root: m.mountRoot,
+    fsType: m.fsType, source: m.source, devMajor: m.devMajor, devMinor: m.devMinor,
+  };
+}
+
+/**
+ * The mounts of a namespace. `mountinfo` names another namespace's table
+ * (/proc/<pid>/mountinfo); listmount only lists this process's own.
+ */
+export function readMounts(mountinfo?: string): Mount[] {
+  if (mountinfo === undefined && has('listmount')) {
+    const out: Mount[] = [];
+    for (const id of binding.listMounts()) {
+      const m = statMount(id);  // null when unmounted meanwhile
+      if (m) out.push(m);
+    }
+    return out;
+  }
+  return readMountInfo(mountinfo).map((m) => {
+    const [major, minor] = m.dev.split(':').map(Number);
+    return {
+      mountId: BigInt(m.mountId), parentId: BigInt(m.parentId), mountPoint: m.mountPoint, root: m.root,
+      fsType: m.fsType, source: m.source, devMajor: major, devMinor: minor,
+    };
+  });
+}
