@@ -141,6 +141,13 @@ export function privileged<T>(open: () => T): T {
 }
 
 /** JSON with bigints as decimal strings and Buffers as hex. */
+/** For stderr: how a watcher learns of new mounts on this kernel. */
+export function describeMountMechanism(mechanism: 'fanotify' | 'mountinfo'): string {
+  return mechanism === 'fanotify'
+    ? 'following mounts through the kernel\'s mount events'
+    : 'following mounts through /proc/self/mountinfo (this kernel has no fanotify mount events, Linux 6.15)';
+}
+
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {
     if (typeof v === 'bigint') return v.toString();

@@ -1,5 +1,5 @@
 // fanotify errors [PATH...]: the filesystem health monitor (FAN_FS_ERROR).
-import { Command, CommandContext, isPermissionError, JSON_OPTION, NeedsPrivilege, VERBOSE_OPTION } from './command';
+import { Command, CommandContext, describeMountMechanism, isPermissionError, JSON_OPTION, NeedsPrivilege, VERBOSE_OPTION } from './command';
 import { ErrorFilesystem, ErrorWatcher, FsErrorEvent, watchErrors } from '../index';
 
 function describeFs(f: ErrorFilesystem): string {
@@ -84,6 +84,7 @@ async function run(ctx: CommandContext): Promise<number> {
   poll.unref();
   try {
     announce();
+    if (watcher.mountMechanism && verbose) err(describeMountMechanism(watcher.mountMechanism));
     if (watcher.filesystems.length === 0) {
       const denied = watcher.skipped.find((s) => s.code === 'EPERM');
       if (denied) throw new NeedsPrivilege(new Error(`${denied.code}: ${denied.reason}`));

@@ -1,5 +1,5 @@
 // fanotify mounts: mount attach/detach/move events of this mount namespace.
-import { Command, CommandContext, JSON_OPTION, privileged, toJson } from './command';
+import { Command, CommandContext, describeMountMechanism, JSON_OPTION, privileged, toJson } from './command';
 import { MountEvent, watchMounts } from '../index';
 
 export function formatMountEvent(time: Date, m: MountEvent): string {
@@ -9,7 +9,7 @@ export function formatMountEvent(time: Date, m: MountEvent): string {
 
 async function run({ args, signal, out, err }: CommandContext): Promise<number> {
   const watcher = privileged(() => watchMounts({ signal }));
-  err(`watching the mount namespace (${watcher.mounts.size} mounts now)`);  // the mark is in place
+  err(`watching the mount namespace (${watcher.mounts.size} mounts now; ${describeMountMechanism(watcher.mechanism)})`);  // the mark is in place
   try {
     for await (const m of watcher) {
       const time = new Date();
@@ -26,7 +26,7 @@ async function run({ args, signal, out, err }: CommandContext): Promise<number> 
 export const mountsCommand: Command = {
   name: 'mounts',
   usage: '[--json]',
-  summary: 'mount attach, detach and move events (FAN_MNT_ATTACH/DETACH), named with statmount',
+  summary: 'mount attach, detach and move events (FAN_MNT_ATTACH/DETACH, or /proc/self/mountinfo on kernels before 6.15)',
   options: [JSON_OPTION],
   run,
 };

@@ -1,6 +1,6 @@
 // fanotify watch PATH: a change feed with full paths over every filesystem
 // under PATH, including those mounted there later.
-import { Command, CommandContext, JSON_OPTION, privileged, toJson, UsageError, VERBOSE_OPTION } from './command';
+import { Command, CommandContext, describeMountMechanism, JSON_OPTION, privileged, toJson, UsageError, VERBOSE_OPTION } from './command';
 import { MarkEventName, watch, WatchEvent } from '../index';
 
 export function formatWatchEvent(time: Date, e: WatchEvent): string {
@@ -22,6 +22,7 @@ async function run({ args, signal, out, err }: CommandContext): Promise<number> 
     }
   };
   announce();
+  if (args.options.verbose && watcher.mountMechanism) err(describeMountMechanism(watcher.mountMechanism));
   if (args.options.verbose) for (const s of watcher.skipped) err(`skipping ${s.fsType} on ${s.mountPoint}: ${s.code}`);
   const timer = setInterval(announce, 250).unref();  // filesystems mounted later
   try {

@@ -38,7 +38,7 @@ function tryInit(flags: number): number | null {
 }
 
 /** fanotify_init takes these flags. */
-function initWorks(flags: number): boolean {
+export function initWorks(flags: number): boolean {
   const fd = tryInit(flags);
   if (fd === null) return false;
   binding.closeFd(fd);
@@ -61,7 +61,7 @@ function scratchDir(): string {
 }
 
 /** The kernel understands this mark (whether or not the filesystem takes it). */
-function markKnown(initFlags: number, markFlags: number, mask: number, target?: string): boolean {
+export function markKnown(initFlags: number, markFlags: number, mask: number, target?: string): boolean {
   const fd = tryInit(initFlags);
   if (fd === null) return false;
   try {

@@ -2,6 +2,8 @@
 // where the kernel has them (6.8), with 64-bit mount ids that are never
 // reused; /proc/<pid>/mountinfo before that, with the kernel's older ids,
 // which a later mount may reuse.
+import * as fs from 'node:fs';
+
 import { binding } from '../core/binding';
 import { has } from './capabilities';
 import { readMountInfo } from './mountinfo';
@@ -55,4 +57,16 @@ export function readMounts(mountinfo?: string): Mount[] {
       fsType: m.fsType, source: m.source, devMajor: major, devMinor: minor,
     };
   });
+}
+
+const inside = (p: string, mountPoint: string): boolean =>
+  p === mountPoint || p.startsWith(mountPoint === '/' ? '/' : `${mountPoint}/`);
+
+/** The mount a path lives on: the last-mounted of the longest mount points above its real path. */
+export function mountOf(p: string, table: Iterable<Mount> = readMounts()): Mount | undefined {
+  const real = fs.realpathSync(p);
+  let best: Mount | undefined;
+  for (const m of table)
+    if (inside(real, m.mountPoint) && (!best || m.mountPoint.length >= best.mountPoint.length)) best = m;
+  return best;
 }

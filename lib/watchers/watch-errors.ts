@@ -1,18 +1,17 @@
 // watchErrors(): filesystem errors (FAN_FS_ERROR) as an administrator wants
 // them: which filesystem, which inode (and its path when it can be found),
 // what error, how many times, and where in the filesystem's code (ext4 sysfs).
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { binding } from '../core/binding';
-import { constants as C } from '../core/constants';
 import { FanotifyError, invalidArg } from '../core/errors';
 import { Ext4ErrorInfo, ext4SysfsDir, readExt4Errors } from './ext4';
 import { FanotifyEvent } from '../core/event';
 import { FileId, formatFsid } from '../core/fileid';
 import { Fanotify } from '../core/group';
-import { readMountInfo } from '../kernel/mountinfo';
+import { MountMechanism, MountMonitor } from '../kernel/mount-monitor';
+import { mountOf, readMounts } from '../kernel/mount-table';
 import { resolve } from '../core/resolve';
 
 export interface ErrorFilesystem {
@@ -88,17 +87,8 @@ interface MountLike {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The mount a path lives on: the longest mount point that is a prefix of its real path. */
 function mountOfPath(p: string): MountLike {
-  const real = fs.realpathSync(p);
-  let best: MountLike | undefined;
-  for (const m of readMountInfo()) {
-    const inside = real === m.mountPoint || real.startsWith(m.mountPoint === '/' ? '/' : `${m.mountPoint}/`);
-    if (!inside || (best && best.mountPoint.length >= m.mountPoint.length)) continue;
-    const [major, minor] = m.dev.split(':').map(Number);
-    best = { mountPoint: m.mountPoint, fsType: m.fsType, source: m.source, devMajor: major, devMinor: minor };
-  }
-  return best ?? { mountPoint: '/', fsType: 'unknown', source: 'unknown', devMajor: 0, devMinor: 0 };
+  return mountOf(p) ?? { mountPoint: '/', fsType: 'unknown', source: 'unknown', devMajor: 0, devMinor: 0 };
 }
 
 /** The async iterator watchErrors() returns, with what it watches and what it skipped. */
@@ -113,7 +103,7 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
   readonly #byFsid = new Map<string, Watched>();
   readonly #paths = new Map<string, string | null>();  // fsid:handle -> path, one lookup per inode
   readonly #resolvePaths: boolean;
-  #mounts: Fanotify | null = null;
+  #mounts: MountMonitor | null = null;
   #closed = false;
 
   constructor(options: WatchErrorsOptions = {}) {
@@ -128,8 +118,12 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
       if (paths) {
         for (const p of paths) this.#watchPath(p instanceof URL ? fileURLToPath(p) : p);
       } else {
-        this.#watchAllMounted();
-        this.#followNewMounts();
+        // The monitor first: a mount made while the others are marked is
+        // among its changes, never missed.
+        this.#mounts = new MountMonitor();
+        this.#mounts.unref();  // following mounts alone must not keep the process alive
+        for (const m of this.#mounts.mounts.values()) this.#consider(m);
+        void this.#followMounts(this.#mounts);
       }
       this.#events = this.#errors.events({ signal });
     } catch (err) {
@@ -168,6 +162,15 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
     return this;
   }
 
+  /**
+   * How filesystems mounted later are found (without `paths`): 'fanotify'
+   * (the kernel's mount events, Linux 6.15+) or 'mountinfo' (changes of
+   * /proc/self/mountinfo, before). null with `paths`.
+   */
+  get mountMechanism(): MountMechanism | null {
+    return this.#mounts?.mechanism ?? null;
+  }
+
   /** Stops watching; an iteration in progress ends. */
   async close(): Promise<void> {
     this.#closeNow();
@@ -176,7 +179,7 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
   #closeNow(): void {
     if (this.#closed) return;
     this.#closed = true;
-    void this.#mounts?.close();
+    this.#mounts?.close();
     void this.#errors.close();
   }
 
@@ -194,13 +197,6 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
     if (this.#byFsid.has(fsid)) return;
     this.#errors.add(p, ['fsError'], { scope: 'filesystem' });
     this.#remember(fsid, mountOfPath(p));
-  }
-
-  #watchAllMounted(): void {
-    for (const id of binding.listMounts()) {
-      const m = binding.statMount(id);
-      if (m) this.#consider(m);
-    }
   }
 
   /** A mounted filesystem found without being asked for: watched if it can report errors. */
@@ -241,29 +237,24 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
     this.filesystems.push({ fsid, mountPoint: m.mountPoint, source: m.source, type: m.fsType });
   }
 
-  /** Mounts made after the start: the kernel's mount events, not a poll of /proc. */
-  #followNewMounts(): void {
-    const mounts = new Fanotify({ report: { mount: true } });
-    this.#mounts = mounts;
-    mounts.add(undefined, ['mntAttach', 'mntDetach'], { scope: 'mntns' });
-    mounts.unref();  // following mounts alone must not keep the process alive
-    void (async () => {
-      for await (const ev of mounts) {
+  /** Mounts made after the start: watched as they come. */
+  async #followMounts(mounts: MountMonitor): Promise<void> {
+    try {
+      for await (const change of mounts) {
         if (this.#closed) break;
-        if (ev.mask & C.FAN_MNT_DETACH) this.#forgetUnmounted();  // a move has both bits
-        const m = ev.mask & C.FAN_MNT_ATTACH && ev.mountId !== undefined ? binding.statMount(ev.mountId) : null;
-        if (m) this.#consider(m);
+        if (change.kind !== 'attach') this.#forgetUnmounted();  // a move is a detach from where it was
+        if (change.kind !== 'detach' && change.mount) this.#consider(change.mount);
       }
-    })().catch(() => {
+    } catch {
       // closed under us: the iteration ends
-    });
+    }
   }
 
   /** After a detach: drop filesystems (and skipped mounts) no longer mounted anywhere. */
   #forgetUnmounted(): void {
     const mounted = new Map<string, string>();  // fsid -> a mount point
     const points = new Set<string>();
-    for (const m of readMountInfo()) {
+    for (const m of this.#mounts?.mounts.values() ?? readMounts()) {
       points.add(m.mountPoint);
       try {
         const fsid = formatFsid(...binding.fsidOf(m.mountPoint));

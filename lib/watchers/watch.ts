@@ -12,7 +12,8 @@ import { FanotifyError, invalidArg } from '../core/errors';
 import { FanotifyEvent } from '../core/event';
 import { FileId, formatFsid } from '../core/fileid';
 import { Fanotify } from '../core/group';
-import { readMountInfo } from '../kernel/mountinfo';
+import { MountMechanism, MountMonitor } from '../kernel/mount-monitor';
+import { mountOf, readMounts } from '../kernel/mount-table';
 import { EventName, eventMask, MarkEventName } from '../core/options';
 import { noteMountPoint, resolveVia } from '../core/resolve';
 
@@ -91,7 +92,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   readonly #byFsid = new Map<string, Watched>();
   readonly #dirPaths = new Map<string, string | null>();
   #rootFsid = '';
-  #mounts: Fanotify | null = null;
+  #mounts: MountMonitor | null = null;
   #closed = false;
 
   constructor(root: string, options: WatchOptions = {}) {
@@ -103,13 +104,20 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     this.root = fs.realpathSync(root);
     this.#data = new Fanotify({ report: { fid: true, dirFid: true, name: true }, unlimitedQueue });
     try {
+      // The monitor first: a mount made while the others are marked is among
+      // its changes, never missed.
+      if (follow) {
+        this.#mounts = new MountMonitor();
+        this.#mounts.unref();  // following mounts alone must not keep the process alive
+      }
+      const table = this.#mounts ? [...this.#mounts.mounts.values()] : readMounts();
       // The filesystem of the root itself must take the mark: that one throws.
-      const own = this.#mountOf(this.root);
+      const own: MountInfoLike = mountOf(this.root, table) ?? { mountPoint: '', fsType: 'unknown', source: 'unknown', root: '(unknown)' };
       this.#watch(this.root, { ...own, mountPoint: this.root, root: own.mountPoint === this.root ? own.root : '(part)' }, true);
-      for (const m of readMountInfo()) {
+      for (const m of table) {
         if (m.mountPoint !== this.root && under(m.mountPoint, this.root)) this.#watch(m.mountPoint, m, false);
       }
-      if (follow) this.#followMounts();
+      if (this.#mounts) void this.#followMounts(this.#mounts);
       this.#events = this.#data.events({ signal });
     } catch (err) {
       this.#closeNow();
@@ -137,6 +145,15 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     }
   }
 
+  /**
+   * How filesystems mounted later are found: 'fanotify' (the kernel's mount
+   * events, Linux 6.15+) or 'mountinfo' (changes of /proc/self/mountinfo,
+   * before). null with follow: false.
+   */
+  get mountMechanism(): MountMechanism | null {
+    return this.#mounts?.mechanism ?? null;
+  }
+
   async return(): Promise<IteratorResult<WatchEvent>> {
     this.#closeNow();
     return { done: true, value: undefined };
@@ -153,15 +170,8 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   #closeNow(): void {
     if (this.#closed) return;
     this.#closed = true;
-    void this.#mounts?.close();
+    this.#mounts?.close();
     void this.#data.close();
-  }
-
-  #mountOf(p: string): MountInfoLike {
-    let best: MountInfoLike = { mountPoint: '', fsType: 'unknown', source: 'unknown', root: '(unknown)' };
-    for (const m of readMountInfo())
-      if (under(p, m.mountPoint) && m.mountPoint.length >= best.mountPoint.length) best = m;
-    return best;
   }
 
   #watch(markPath: string, m: MountInfoLike, mustWork: boolean): void {
@@ -198,7 +208,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
    */
   #recheck(): void {
     const still = new Set<string>([this.#rootFsid]);
-    for (const m of readMountInfo()) {
+    for (const m of this.#mounts?.mounts.values() ?? readMounts()) {
       if (!under(m.mountPoint, this.root)) continue;
       try {
         still.add(formatFsid(...binding.fsidOf(m.mountPoint)));
@@ -215,21 +225,18 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     this.#dirPaths.clear();
   }
 
-  #followMounts(): void {
-    const mounts = new Fanotify({ report: { mount: true } });
-    this.#mounts = mounts;
-    mounts.add(undefined, ['mntAttach', 'mntDetach'], { scope: 'mntns' });
-    mounts.unref();  // following mounts alone must not keep the process alive
-    void (async () => {
-      for await (const ev of mounts) {
+  /** Filesystems mounted under the root later: marked as they come. */
+  async #followMounts(mounts: MountMonitor): Promise<void> {
+    try {
+      for await (const change of mounts) {
         if (this.#closed) break;
-        if (ev.mask & C.FAN_MNT_DETACH) this.#recheck();  // a move has both bits
-        const m = ev.mask & C.FAN_MNT_ATTACH && ev.mountId !== undefined ? binding.statMount(ev.mountId) : null;
-        if (m && under(m.mountPoint, this.root)) this.#watch(m.mountPoint, { ...m, root: m.mountRoot }, false);
+        if (change.kind !== 'attach') this.#recheck();  // a move is a detach from where it was
+        const m = change.kind !== 'detach' ? change.mount : null;
+        if (m && under(m.mountPoint, this.root)) this.#watch(m.mountPoint, m, false);
       }
-    })().catch(() => {
+    } catch {
       // closed under us
-    });
+    }
   }
 
   async #dirPath(fs0: Watched, dir: FileId): Promise<string | null> {
