@@ -32,3 +32,23 @@ export function within<T>(ms: number, p: Promise<T>, what = 'operation'): Promis
     }),
   ]);
 }
+
+/**
+ * The error a call gives for a feature this kernel lacks: one code, naming
+ * the feature, the release that brought it and the kernel running.
+ */
+export function expectUnsupported(fn: () => unknown, feature: string): void {
+  let err: (Error & Record<string, unknown>) | undefined;
+  try {
+    fn();
+  } catch (e) {
+    err = e as typeof err;
+  }
+  expect(err).toBeDefined();
+  expect(err).toMatchObject({
+    code: 'ERR_FANOTIFY_UNSUPPORTED', feature, kernel: require('node:os').release(),
+    requires: expect.stringMatching(/^\d+\.\d+/), errno: expect.any(Number), syscall: expect.any(String),
+  });
+  expect(err!.message).toMatch(/needs Linux \d+\.\d+/);
+  expect(err!.message).toContain(require('node:os').release());
+}

@@ -7,7 +7,7 @@ import { constants as C } from './constants';
 import { abortError, fromNative, invalidArg, stateError, systemError } from './errors';
 import { Batch, batchViews, EVENT_STRIDE, EventOwner, FanotifyEvent, rowFd, rowIsPermission } from './event';
 import { EventQueue } from './event-queue';
-import { has, missingInitFeature, missingMarkFeature, unsupported } from '../kernel/capabilities';
+import { lacks, missingInitFeature, missingMarkFeature, unsupported } from '../kernel/capabilities';
 import {
   auditRuleInfo, Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
   markFlags, Scope,
@@ -15,7 +15,6 @@ import {
 
 const AT_FDCWD = -100;
 const ENOENT = 2;
-const EINVAL = 22;
 // Permission groups are read all the time (see the README's design notes), so
 // what nobody consumes piles up here. Past this many events (the kernel's
 // default max_queued_events), new ones are answered with the default, dropped,
@@ -58,8 +57,11 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     const cfg = this.#config;
     // Checked now, not when the first timeout would write it and the kernel
     // refused: an answer nobody can give leaves the opener waiting.
-    if ((cfg.defaultResponse & 0xff) === C.FAN_DENY && cfg.defaultResponse >>> 24 !== 0 && !has('denyErrno'))
+    if (cfg.defaultResponse >>> 24 !== 0 && lacks('denyErrno'))
       throw unsupported('denyErrno', { syscall: 'write', instead: "Use default: 'deny' (EPERM)." });
+    // Asked before the kernel: its EINVAL does not say which flag it lacks.
+    const missing = missingInitFeature(cfg.initFlags);
+    if (missing) throw unsupported(missing, { syscall: 'fanotify_init' });
     try {
       this.#native = new binding.Group(
         cfg.initFlags,
@@ -74,8 +76,6 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
         (batch) => this.#onBatch(batch),
       );
     } catch (err) {
-      const missing = (err as { errno?: number }).errno === EINVAL ? missingInitFeature(cfg.initFlags) : undefined;
-      if (missing) throw unsupported(missing, { syscall: 'fanotify_init' });
       throw fromNative(err, {
         details: `class '${cfg.groupClass}', flags 0x${cfg.initFlags.toString(16)}`,
         variant: cfg.audit ? 'audit' : undefined,
@@ -126,6 +126,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     this.#checkOpen(verb);
     const mask = eventMask(events);
     const { flags, scope } = markFlags(options);
+    const missing = action === C.FAN_MARK_ADD ? missingMarkFeature(flags, mask) : undefined;
     let dirfd = AT_FDCWD;
     let path: string | null;
     if (typeof pathArg === 'number') {
@@ -142,11 +143,10 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     } else {
       throw invalidArg('path', pathArg, 'must be a non-empty string, a file URL or an fd');
     }
+    if (missing) throw unsupported(missing, { syscall: 'fanotify_mark', path: path ?? `fd ${dirfd}` });
     try {
       binding.mark(this.#native.fd, action | flags, mask, dirfd, path);
     } catch (err) {
-      const missing = (err as { errno?: number }).errno === EINVAL ? missingMarkFeature(flags, mask) : undefined;
-      if (missing) throw unsupported(missing, { syscall: 'fanotify_mark', path: path ?? `fd ${dirfd}` });
       throw fromNative(err, {
         path: path ?? `fd ${dirfd}`,
         details: `scope '${scope}', mask 0x${mask.toString(16)}`,
@@ -365,9 +365,9 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     if (audit !== false && !cfg.audit) throw invalidArg('options.audit', audit, 'needs the group option audit: true (FAN_ENABLE_AUDIT)');
     let response = decisionToResponse(decision, 'decision', cfg.groupClass, audit !== false);
     // Refused before anything is written: the event stays pending, its fd open.
-    if (response >>> 24 !== 0 && !has('denyErrno'))
+    if (response >>> 24 !== 0 && lacks('denyErrno'))
       throw unsupported('denyErrno', { syscall: 'write', instead: "Answer 'deny' (EPERM) instead." });
-    if (info && !has('auditRule'))
+    if (info && lacks('auditRule'))
       throw unsupported('auditRule', { syscall: 'write', instead: 'Answer with { audit: true } instead.' });
     if (info) response = (response | C.FAN_INFO) >>> 0;
     const err = this.#native.respond(token, response, releaseFd, info);

@@ -21,26 +21,29 @@ interface FeatureInfo {
   what: string;
   /** The mainline release that brought it. */
   since: string;
-  test(): boolean;
+  /** null: could not tell (no privilege to try). */
+  test(): boolean | null;
 }
 
 const O_RDONLY = 0;
+const EPERM = 1;
 const EINVAL = 22;
 const ENOSYS = 38;
 const EIO = 5;
 
-function tryInit(flags: number): number | null {
+/** A group fd; false when the kernel refuses the flags, null without the privilege to ask. */
+function tryInit(flags: number): number | false | null {
   try {
     return binding.init(flags, O_RDONLY);
-  } catch {
-    return null;
+  } catch (err) {
+    return (err as { errno?: number }).errno === EPERM ? null : false;
   }
 }
 
-/** fanotify_init takes these flags. */
-export function initWorks(flags: number): boolean {
+/** fanotify_init takes these flags (null: no privilege to ask). */
+export function initWorks(flags: number): boolean | null {
   const fd = tryInit(flags);
-  if (fd === null) return false;
+  if (typeof fd !== 'number') return fd;
   binding.closeFd(fd);
   return true;
 }
@@ -61,14 +64,15 @@ function scratchDir(): string {
 }
 
 /** The kernel understands this mark (whether or not the filesystem takes it). */
-export function markKnown(initFlags: number, markFlags: number, mask: number, target?: string): boolean {
+export function markKnown(initFlags: number, markFlags: number, mask: number, target?: string): boolean | null {
   const fd = tryInit(initFlags);
-  if (fd === null) return false;
+  if (typeof fd !== 'number') return fd;
   try {
     binding.mark(fd, C.FAN_MARK_ADD | markFlags, mask, -100, target ?? scratchDir());
     return true;
   } catch (err) {
-    return (err as { errno?: number }).errno !== EINVAL;
+    const errno = (err as { errno?: number }).errno;
+    return errno === EPERM ? null : errno !== EINVAL;
   } finally {
     binding.closeFd(fd);  // the kernel drops the marks with the group
   }
@@ -80,9 +84,9 @@ export function markKnown(initFlags: number, markFlags: number, mask: number, ta
  * event to answer): a way to ask without a permission event. Kernels without
  * FAN_INFO (before 6.3) or FAN_DENY_ERRNO (before 6.14) say EINVAL.
  */
-function responseKnown(groupClass: number, response: number): boolean {
+function responseKnown(groupClass: number, response: number): boolean | null {
   const fd = tryInit(groupClass);
-  if (fd === null) return false;
+  if (typeof fd !== 'number') return fd;
   try {
     const info = Buffer.alloc(16);
     info.writeUInt8(C.FAN_RESPONSE_INFO_AUDIT_RULE, 0);
@@ -160,21 +164,30 @@ const FEATURES: Readonly<Record<Feature, FeatureInfo>> = {
   },
 };
 
-const cache = new Map<Feature, boolean>();
+const cache = new Map<Feature, boolean | null>();
 
 // FANOTIFY_WITHOUT=mountEvents,listmount makes the library behave as on a
 // kernel without those features (their fallbacks and errors), on the real
 // kernel: how the fallbacks are tested on a new kernel too.
 const without = new Set((process.env.FANOTIFY_WITHOUT ?? '').split(',').map((s) => s.trim()).filter(Boolean));
 
-/** Whether the running kernel has the feature (tried once, then cached). Needs CAP_SYS_ADMIN. */
-export function has(feature: Feature): boolean {
-  let known = cache.get(feature);
-  if (known === undefined) {
-    known = !without.has(feature) && FEATURES[feature].test();
-    cache.set(feature, known);
+function known(feature: Feature): boolean | null {
+  let answer = cache.get(feature);
+  if (answer === undefined) {
+    answer = without.has(feature) ? false : FEATURES[feature].test();
+    cache.set(feature, answer);
   }
-  return known;
+  return answer;
+}
+
+/** The running kernel has the feature: tried once, then cached (false where it could not be tried, without CAP_SYS_ADMIN). */
+export function has(feature: Feature): boolean {
+  return known(feature) === true;
+}
+
+/** The running kernel is known to lack it. Without the privilege to try, nothing is known: the kernel's own error says why. */
+export function lacks(feature: Feature): boolean {
+  return known(feature) === false;
 }
 
 /** The release that brought a feature, as messages and the README name it. */
@@ -229,7 +242,7 @@ export function missingInitFeature(flags: number): Feature | undefined {
     [C.FAN_REPORT_FID, 'reportFid'],
     [C.FAN_REPORT_TID, 'reportTid'],
   ];
-  return checks.find(([bit, feature]) => (flags & bit) !== 0 && !has(feature))?.[1];
+  return checks.find(([bit, feature]) => (flags & bit) !== 0 && lacks(feature))?.[1];
 }
 
 /** fanotify_mark flags and mask -> the first feature among them this kernel lacks, if any. */
@@ -245,5 +258,5 @@ export function missingMarkFeature(flags: number, mask: number): Feature | undef
     [(flags & C.FAN_MARK_EVICTABLE) !== 0, 'evictable'],
     [scope === C.FAN_MARK_FILESYSTEM, 'filesystemMark'],
   ];
-  return checks.find(([asked, feature]) => asked && !has(feature))?.[1];
+  return checks.find(([asked, feature]) => asked && lacks(feature))?.[1];
 }

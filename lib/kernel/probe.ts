@@ -11,7 +11,11 @@ import { constants as C } from '../core/constants';
 import { errnoName } from '../core/errno';
 import { fromNative } from '../core/errors';
 import { EVENT_BITS, EventName, ReportOptions, Scope } from '../core/options';
-import { Feature, has, initWorks, markKnown } from './capabilities';
+import { Feature, has, initWorks as initAnswer, markKnown as markAnswer } from './capabilities';
+
+// null (no privilege to try) reports as false, as the kernel's answer to this caller.
+const initWorks = (flags: number): boolean => initAnswer(flags) === true;
+const markKnown = (initFlags: number, markFlags: number, mask: number): boolean => markAnswer(initFlags, markFlags, mask) === true;
 import { MountMechanism } from './mount-monitor';
 import { mountIds, mountOf } from './mount-table';
 
