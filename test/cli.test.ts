@@ -8,7 +8,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { LoopImage } from '../lib/testing';
-import { describeRoot, sleep, within } from './helpers';
+import { describeRoot, packageForNobody, removePackageForNobody, sleep, within } from './helpers';
+
+afterAll(removePackageForNobody);
 
 jest.setTimeout(30_000);
 
@@ -34,7 +36,9 @@ class Cli {
   readonly exited: Promise<Exit>;
 
   constructor(args: string[], options: SpawnOptions = {}) {
-    this.child = spawn(process.execPath, [CLI, ...args], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], ...options });
+    // Another uid may not reach this clone (under /root, say): it runs a copy.
+    const cli = options.uid !== undefined ? path.join(packageForNobody(), 'dist', 'cli.js') : CLI;
+    this.child = spawn(process.execPath, [cli, ...args], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], ...options });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => { this.stdout += d; });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => { this.stderr += d; });
     this.exited = new Promise((resolve, reject) => {

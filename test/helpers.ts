@@ -52,3 +52,33 @@ export function expectUnsupported(fn: () => unknown, feature: string): void {
   expect(err!.message).toMatch(/needs Linux \d+\.\d+/);
   expect(err!.message).toContain(require('node:os').release());
 }
+
+let nobodyCopy: string | null = null;
+
+/**
+ * A copy of the built package that uid 65534 can read, for tests that run it
+ * unprivileged: the clone may sit under a 0700 directory (/root), which
+ * nobody else can enter. A test file that uses it calls removePackageForNobody() in afterAll.
+ */
+export function packageForNobody(): string {
+  if (nobodyCopy !== null) return nobodyCopy;
+  const os = require('node:os') as typeof import('node:os');
+  const path = require('node:path') as typeof import('node:path');
+  const root = path.join(__dirname, '..');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-nobody-'));
+  const copy = (rel: string) => fs.cpSync(path.join(root, rel), path.join(dir, rel), { recursive: true });
+  for (const rel of ['package.json', 'dist', 'build/Release/fanotify.node', 'node_modules/node-gyp-build']) copy(rel);
+  const open = (p: string): void => {
+    const st = fs.statSync(p);
+    fs.chmodSync(p, st.mode | (st.isDirectory() || st.mode & 0o100 ? 0o555 : 0o444));
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) open(path.join(p, e));
+  };
+  open(dir);
+  nobodyCopy = dir;
+  return dir;
+}
+
+export function removePackageForNobody(): void {
+  if (nobodyCopy !== null) fs.rmSync(nobodyCopy, { recursive: true, force: true });
+  nobodyCopy = null;
+}

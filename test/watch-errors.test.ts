@@ -10,7 +10,9 @@ import * as path from 'node:path';
 
 import { ErrorWatcher, FsErrorEvent, watchErrors } from '../lib';
 import { LoopImage } from '../lib/testing';
-import { describeRoot, openFdCount, sleep, within } from './helpers';
+import { describeRoot, openFdCount, packageForNobody, removePackageForNobody, sleep, within } from './helpers';
+
+afterAll(removePackageForNobody);
 
 jest.setTimeout(60_000);
 
@@ -433,8 +435,8 @@ describeRoot('watchErrors', () => {
     });
 
     test('without privilege (uid 65534): EPERM naming CAP_SYS_ADMIN', () => {
-      const dist = path.resolve(__dirname, '../dist');
-      if (!fs.existsSync(path.join(dist, 'index.js'))) throw new Error(`${dist} is not built: run node scripts/build.js`);
+      if (!fs.existsSync(path.resolve(__dirname, '../dist/index.js'))) throw new Error('dist/ is not built: run node scripts/build.js');
+      const dist = path.join(packageForNobody(), 'dist');  // the clone may be under a 0700 directory
       const script = `
         try {
           require(${JSON.stringify(dist)}).watchErrors({ paths: ['/tmp'] });
