@@ -15,7 +15,8 @@ import * as path from 'node:path';
 
 import { Fanotify, FanotifyEvent, PermissionOptions } from '../lib';
 import { ChildResult, killAll, start } from './children';
-import { describeRoot, openFdCount, sleep, within } from './helpers';
+import { has } from '../lib/kernel/capabilities';
+import { describeRoot, expectUnsupported, openFdCount, sleep, within } from './helpers';
 
 jest.setTimeout(30_000);
 
@@ -149,7 +150,14 @@ describeRoot('permission events', () => {
         const it = fan[Symbol.asyncIterator]();
         const c = cat(file);
         const ev = await nextEvent(it);
-        ev.respond(decision, { audit });
+        if (typeof audit === 'object' && !has('auditRule')) {
+          // Before Linux 6.3: the typed error, nothing written, the event still ours.
+          expectUnsupported(() => ev.respond(decision, { audit }), 'auditRule');
+          expect(ev.fd).not.toBeNull();
+          ev.respond(decision, { audit: true });
+        } else {
+          ev.respond(decision, { audit });
+        }
         const r = await c.result;
         check(r);
         expect(r.ms).toBeLessThan(5000);
@@ -169,7 +177,7 @@ describeRoot('permission events', () => {
         for (const audit of bad)
           expect(() => ev.respond('deny', { audit } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
         expect(ev.fd).not.toBeNull();
-        ev.respond('deny', { audit: { rule: 3 } });
+        ev.respond('deny', { audit: has('auditRule') ? { rule: 3 } : true });
         expectDenied(await c.result);
       } finally {
         await fan.close();

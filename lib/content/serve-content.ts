@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { invalidArg } from '../core/errors';
 import { FanotifyEvent } from '../core/event';
 import { Fanotify } from '../core/group';
+import { lacks, unsupported } from '../kernel/capabilities';
 import { StubState } from './stub-state';
 
 export interface FetchRequest {
@@ -64,6 +65,8 @@ export class ContentServer {
     this.#root = fs.realpathSync(root);
     this.#fetch = fetch;
     this.#chunk = options.chunkSize ?? 1 << 20;
+    // Named for what it serves by, pre-content events (FAN_DENY_ERRNO came with them).
+    if (lacks('preAccess')) throw unsupported('preAccess', { syscall: 'fanotify_mark', path: this.#root });
     // A reader that cannot be served must not read zeros: EIO on timeout.
     this.#fan = new Fanotify({
       class: 'pre-content',
