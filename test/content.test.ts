@@ -22,7 +22,7 @@ import { promisify } from 'node:util';
 import { ContentServer, Fetch, FetchRequest, populate, serveContent } from '../lib';
 import { binding } from '../lib/core/binding';
 import { LoopImage } from '../lib/testing';
-import { describeRoot, within } from './helpers';
+import { describeRoot, testFeature, within } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -228,7 +228,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test.each(Object.keys(readers))('a %s reader gets exactly the source bytes (multi-MiB and small file)', async (kind) => {
+  for (const kind of Object.keys(readers)) testFeature('preAccess', `a ${kind} reader gets exactly the source bytes (multi-MiB and small file)`, async () => {
     await withImage(async ({ src, stub, calls, fetchFrom }) => {
       writeRandom(path.join(src, 'big.bin'), 5 * MiB + 4321);
       writeRandom(path.join(src, 'small.txt'), 37);
@@ -247,7 +247,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test('a second read does not fetch again', async () => {
+  testFeature('preAccess', 'a second read does not fetch again', async () => {
     await withImage(async ({ src, stub, calls, fetchFrom }) => {
       writeRandom(path.join(src, 'data.bin'), 3 * MiB);
       await populate(src, stub);
@@ -266,7 +266,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test('a fetch that throws gives the reader EIO, never zeros; other files are still served', async () => {
+  testFeature('preAccess', 'a fetch that throws gives the reader EIO, never zeros; other files are still served', async () => {
     await withImage(async ({ src, stub, calls, fetchFrom }) => {
       writeRandom(path.join(src, 'bad.bin'), 2 * MiB);
       writeRandom(path.join(src, 'good.bin'), 2 * MiB);
@@ -291,7 +291,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test('8 concurrent readers of one stub: all get the right bytes, one fetch per chunk', async () => {
+  testFeature('preAccess', '8 concurrent readers of one stub: all get the right bytes, one fetch per chunk', async () => {
     await withImage(async ({ src, stub, calls, fetchFrom }) => {
       writeRandom(path.join(src, 'shared.bin'), 4 * MiB);
       await populate(src, stub);
@@ -311,7 +311,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test('restart: the xattr remembers what was filled; a new server fetches only the rest', async () => {
+  testFeature('preAccess', 'restart: the xattr remembers what was filled; a new server fetches only the rest', async () => {
     await withImage(async ({ src, stub, calls, fetchFrom }) => {
       const data = writeRandom(path.join(src, 'part.bin'), 3 * MiB + 999);
       await populate(src, stub);
@@ -336,7 +336,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test('a fully filled file stops costing anything: xattr gone, source mode back, no more fetches', async () => {
+  testFeature('preAccess', 'a fully filled file stops costing anything: xattr gone, source mode back, no more fetches', async () => {
     await withImage(async ({ src, stub, calls, fetchFrom }) => {
       writeRandom(path.join(src, 'full.bin'), 2 * MiB + 1, 0o640);
       writeRandom(path.join(src, 'other.bin'), 10);
@@ -366,7 +366,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test('unserved: after close() an unfilled stub is mode 000 and a non-root reader gets EACCES, not zeros', async () => {
+  testFeature('preAccess', 'unserved: after close() an unfilled stub is mode 000 and a non-root reader gets EACCES, not zeros', async () => {
     await withImage(async ({ src, stub, fetchFrom }) => {
       writeRandom(path.join(src, 'cold.bin'), MiB);
       writeRandom(path.join(src, 'warm.bin'), MiB);
@@ -397,7 +397,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test('bad inputs: fetch not a function, chunkSize not a multiple of 4096', async () => {
+  testFeature('preAccess', 'bad inputs: fetch not a function, chunkSize not a multiple of 4096', async () => {
     await withImage(async ({ src, stub, fetchFrom }) => {
       writeRandom(path.join(src, 'x'), 10);
       await populate(src, stub);
@@ -411,7 +411,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test('tmpfs: populate works (user xattrs), serveContent fails with EOPNOTSUPP and advice', async () => {
+  testFeature('preAccess', 'tmpfs: populate works (user xattrs), serveContent fails with EOPNOTSUPP and advice', async () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-tmpfs-'));
     const mnt = path.join(base, 'mnt');
     const src = path.join(base, 'src');
@@ -442,7 +442,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
   });
 
 
-  test('a filled stub keeps the source mtime (fills write through the event fd)', async () => {
+  testFeature('preAccess', 'a filled stub keeps the source mtime (fills write through the event fd)', async () => {
     await withImage(async ({ src, stub, fetchFrom }) => {
       writeRandom(path.join(src, 'old.bin'), MiB + 1);
       fs.utimesSync(path.join(src, 'old.bin'), 1_000_000, 1_000_000);
@@ -470,7 +470,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test('an mmap of a whole stub is fetched in chunk-sized pieces, not in one fetch', async () => {
+  testFeature('preAccess', 'an mmap of a whole stub is fetched in chunk-sized pieces, not in one fetch', async () => {
     await withImage(async ({ src, stub, calls, fetchFrom }) => {
       writeRandom(path.join(src, 'mapped.bin'), 5 * MiB + 4321);
       await populate(src, stub);
@@ -485,7 +485,7 @@ describeRoot('lazy content: populate() and serveContent()', () => {
     });
   });
 
-  test('close() while a fetch hangs finishes promptly and the waiting reader gets EIO', async () => {
+  testFeature('preAccess', 'close() while a fetch hangs finishes promptly and the waiting reader gets EIO', async () => {
     await withImage(async ({ src, stub }) => {
       writeRandom(path.join(src, 'hang.bin'), MiB);
       await populate(src, stub);

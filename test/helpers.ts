@@ -1,6 +1,9 @@
 // Shared by the test files: privileged tests run as root, and always when
 // CI=true (where failing beats skipping); elsewhere they skip with one line.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+
+import { Feature, lacks } from '../lib/kernel/capabilities';
 
 export const privileged = process.getuid?.() === 0 || process.env.CI === 'true';
 
@@ -81,4 +84,56 @@ export function packageForNobody(): string {
 export function removePackageForNobody(): void {
   if (nobodyCopy !== null) fs.rmSync(nobodyCopy, { recursive: true, force: true });
   nobodyCopy = null;
+}
+
+// For each feature that cannot be emulated, what a test asserts instead on a
+// kernel without it: the typed error at the call that asks for it.
+const WHERE_LACKING: Partial<Record<Feature, () => Promise<void>>> = {
+  preAccess: async () => {
+    const { Fanotify } = await import('../lib');
+    await using fan = new Fanotify({ class: 'pre-content' });
+    expectUnsupported(() => fan.add(os.tmpdir(), ['preAccess']), 'preAccess');
+  },
+  denyErrno: async () => {
+    const { Fanotify } = await import('../lib');
+    expectUnsupported(() => new Fanotify({ class: 'pre-content', permission: { default: { deny: 'EIO' } } }), 'denyErrno');
+  },
+  reportFdError: async () => {
+    const { Fanotify } = await import('../lib');
+    expectUnsupported(() => new Fanotify({ report: { fdError: true } }), 'reportFdError');
+  },
+};
+
+/** The features of a list this kernel lacks (as root; unknown counts as present). */
+function lacking(features: Feature[]): Feature[] {
+  return privileged ? features.filter((f) => lacks(f)) : [];
+}
+
+/**
+ * A test of features the kernel may lack. Where it has them, `fn` runs (and
+ * fails if they do not work); where it lacks one, the test asserts the typed
+ * error instead, and its name says so: never a silent skip.
+ */
+export function testFeature(features: Feature | Feature[], name: string, fn: () => unknown, timeout?: number): void {
+  const missing = lacking(Array.isArray(features) ? features : [features]);
+  if (missing.length === 0) {
+    test(name, fn as () => Promise<void>, timeout);
+    return;
+  }
+  test(`${name} [this kernel lacks ${missing.join(', ')}: asserts ERR_FANOTIFY_UNSUPPORTED]`, async () => {
+    for (const f of missing) {
+      const check = WHERE_LACKING[f];
+      if (!check) throw new Error(`no check for a kernel without ${f}`);
+      await check();
+    }
+  }, timeout);
+}
+
+/** describeRoot() for a suite that needs a feature: where the kernel lacks it, one test of the typed error. */
+export function describeFeature(feature: Feature, name: string, fn: () => void): void {
+  if (lacking([feature]).length === 0) {
+    describeRoot(name, fn);
+    return;
+  }
+  describe(name, () => testFeature(feature, 'the calls that need it', () => undefined));
 }

@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { Fanotify, FanotifyEvent, FanotifyOptions } from '../lib';
 import { LoopImage } from '../lib/testing';
 import { ChildResult, killAll, start } from './children';
-import { describeRoot, openFdCount, sleep, within } from './helpers';
+import { describeFeature, openFdCount, sleep, within } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -146,7 +146,7 @@ function expectPageAligned(range: { offset: number; count: number } | undefined)
 
 // ---------------------------------------------------------------------------
 
-describeRoot('pre-content events (LTP fanotify24)', () => {
+describeFeature('preAccess', 'pre-content events (LTP fanotify24)', () => {
   let binDir: string;
   let childBin: string;
   const ranges: string[] = [];
