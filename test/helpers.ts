@@ -98,6 +98,20 @@ const WHERE_LACKING: Partial<Record<Feature, () => Promise<void>>> = {
     const { Fanotify } = await import('../lib');
     expectUnsupported(() => new Fanotify({ class: 'pre-content', permission: { default: { deny: 'EIO' } } }), 'denyErrno');
   },
+  reportMount: async () => {
+    const { Fanotify } = await import('../lib');
+    expectUnsupported(() => new Fanotify({ report: { mount: true } }), 'reportMount');
+  },
+  mntnsMark: async () => {
+    const { Fanotify } = await import('../lib');
+    await using fan = new Fanotify();
+    expectUnsupported(() => fan.add(undefined, ['open'], { scope: 'mntns' }), 'mntnsMark');
+  },
+  auditRule: async () => {
+    // Checked at respond(), which needs a permission event: test/unsupported.test.ts has that one.
+    const { has } = await import('../lib/kernel/capabilities');
+    expect(has('auditRule')).toBe(false);
+  },
   reportFdError: async () => {
     const { Fanotify } = await import('../lib');
     expectUnsupported(() => new Fanotify({ report: { fdError: true } }), 'reportFdError');
