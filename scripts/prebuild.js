@@ -137,9 +137,14 @@ function nodeDir() {
   return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? prefix : null;
 }
 
-/** A scratch copy of what node-gyp needs, with the project's node_modules linked in. */
+/**
+ * A scratch copy of what node-gyp needs, with the project's node_modules
+ * linked in. Under build/, on the filesystem of prebuilds/: prebuildify
+ * renames the binary into place, which fails (EXDEV) from a tmpfs /tmp.
+ */
 function stage() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-prebuild-'));
+  fs.mkdirSync(path.join(root, 'build'), { recursive: true });
+  const dir = fs.mkdtempSync(path.join(root, 'build', 'prebuild-'));
   fs.copyFileSync(path.join(root, 'binding.gyp'), path.join(dir, 'binding.gyp'));
   fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
   fs.cpSync(path.join(root, 'src-native'), path.join(dir, 'src-native'), { recursive: true });
