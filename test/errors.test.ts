@@ -267,7 +267,8 @@ function runInPlainNode(dir: string): Record<string, SerializedError> {
     for (const [name, fn] of Object.entries(cases)) out[name] = serialize(fn);
     process.stdout.write(JSON.stringify(out));
   `;
-  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+  // A bound against a hang, not a speed limit: under emulation (the kernel matrix) this takes a while.
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120_000 });
   if (r.status !== 0) throw new Error(`the plain Node run failed (${r.status ?? r.signal}): ${r.stderr}`);
   return JSON.parse(r.stdout) as Record<string, SerializedError>;
 }
@@ -296,7 +297,7 @@ describeRoot('kernel errors (need root)', () => {
   let plain: Record<string, SerializedError>;
   beforeAll(() => {
     plain = runInPlainNode(tmp);
-  });
+  }, 150_000);
 
   describe('in a plain Node process', () => {
     for (const c of KERNEL_CASES) {

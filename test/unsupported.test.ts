@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type * as Lib from '../lib';
+import { LoopImage } from '../lib/testing';
 import { ChildResult, killAll, start } from './children';
 import { describeRoot, expectUnsupported, openFdCount, within } from './helpers';
 
@@ -63,8 +64,10 @@ describeRoot('features this kernel lacks: ERR_FANOTIFY_UNSUPPORTED at the call',
   });
 
   test('serveContent() rejects at once, and removes what it made', async () => {
-    const src = path.join(dir, 'src');
-    const stubs = path.join(dir, 'stubs');
+    // On ext4: populate() keeps the fill state in a user xattr, which tmpfs has only since 6.6.
+    await using img = await LoopImage.create({ sizeMiB: 32 });
+    const src = path.join(img.mountPoint, 'src');
+    const stubs = path.join(img.mountPoint, 'stubs');
     fs.mkdirSync(src);
     fs.writeFileSync(path.join(src, 'a'), 'content');
     await populate(src, stubs);
