@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 
 import { ContentServer, Fetch, FetchRequest, populate, serveContent } from '../lib';
+import { StubState } from '../lib/content/stub-state';
 import { binding } from '../lib/core/binding';
 import { LoopImage } from '../lib/testing';
 import { describeRoot, testFeature, within } from './helpers';
@@ -156,8 +157,8 @@ function writeRandom(file: string, size: number, mode = 0o644): Buffer {
 }
 
 function stubState(file: string): { size: number; mode: number; filled: [number, number][] } | null {
-  const raw = binding.getXattr(file, STUB_XATTR);
-  return raw === null ? null : JSON.parse(raw.toString('utf8'));
+  const s = StubState.read(file);
+  return s && { size: s.size, mode: s.mode, filled: s.filled };
 }
 
 /** The fetches cover [0, size) exactly once, each starting on a chunk boundary. */
@@ -173,6 +174,30 @@ function expectCoveredOnce(calls: FetchRequest[], size: number, chunk = MiB): vo
 }
 
 const modeOf = (file: string): number => fs.statSync(file).mode & 0o7777;
+
+/** The stub's xattr as stored (null when gone): compared byte for byte. */
+const rawState = (file: string): Buffer | null => binding.getXattr(file, STUB_XATTR);
+
+/** A shuffled copy, the same every run (a linear congruential generator). */
+function shuffled<T>(items: T[], seed = 13): T[] {
+  const out = [...items];
+  let x = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    const j = x % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** Reads the 4 KiB pages argv[2] lists (comma-separated, in that order) with pread; prints their sha256. */
+const PREAD_READER = [
+  'import os, sys, hashlib',
+  'fd = os.open(sys.argv[1], os.O_RDONLY)',
+  'h = hashlib.sha256()',
+  'for p in sys.argv[2].split(","): h.update(os.pread(fd, 4096, int(p) * 4096))',
+  'print(h.hexdigest())',
+].join('\n');
 
 /** Every entry under dir, relative, with its kind, for comparing trees. */
 function tree(dir: string, rel = ''): string[] {
@@ -510,6 +535,54 @@ describeRoot('lazy content: populate() and serveContent()', () => {
         await within(10_000, server.close(), 'server.close');
         if (reader) await within(10_000, reader, 'reader');
       }
+    });
+  });
+
+  testFeature('preAccess', 'random reads of 2048 disjoint 4 KiB chunks: every read is served, the fill state stays small, a restart fetches only the rest', async () => {
+    await withImage(async ({ src, stub, calls, fetchFrom }) => {
+      const pages = 4096;
+      const data = writeRandom(path.join(src, 'disk.img'), pages * 4096);
+      await populate(src, stub);
+      const f = path.join(stub, 'disk.img');
+      // Every other page, in random order: 2048 filled ranges with a hole between each two.
+      const even = shuffled(Array.from({ length: pages / 2 }, (_, i) => 2 * i));
+      const want = sha256(Buffer.concat(even.map((p) => data.subarray(p * 4096, (p + 1) * 4096))));
+      await withServer(stub, fetchFrom(), async (server) => {
+        const r = await run('python3', ['-c', PREAD_READER, f, even.join(',')], {}, 60_000);
+        expect(hashOf(r, 'pread of every other page')).toBe(want);
+        expect(server.stats).toMatchObject({ fetches: pages / 2, failures: 0 });
+        // Within ext4's limit for one xattr value with 1 KiB blocks (these images').
+        expect(rawState(f)!.length).toBeLessThanOrEqual(900);
+      }, { chunkSize: 4096 });
+      calls.length = 0;
+      await withServer(stub, fetchFrom(), async () => {
+        expect(hashOf(await readers.cat(f), 'cat after restart')).toBe(sha256(data));
+        const odd = Array.from({ length: pages / 2 }, (_, i) => 2 * i + 1);
+        expect(calls.map((c) => c.offset / 4096).sort((a, b) => a - b)).toEqual(odd);
+      }, { chunkSize: 4096 });
+    });
+  }, 120_000);
+
+  testFeature('preAccess', 'stubs an older version left (fill state as JSON ranges) are served after an upgrade', async () => {
+    await withImage(async ({ src, stub, calls, fetchFrom }) => {
+      const data = writeRandom(path.join(src, 'old.bin'), 3 * MiB);
+      await populate(src, stub);
+      const f = path.join(stub, 'old.bin');
+      // As version 0.1.0 left a stub whose first MiB it had filled.
+      const fd = fs.openSync(f, 'r+');
+      try {
+        fs.writeSync(fd, data, 0, MiB, 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+      binding.setXattr(f, STUB_XATTR, Buffer.from(JSON.stringify({ v: 1, size: 3 * MiB, mode: 0o644, filled: [[0, MiB]] })));
+      await withServer(stub, fetchFrom(), async (server) => {
+        expect(hashOf(await readers.cat(f), 'cat')).toBe(sha256(data));
+        expect(calls.map((c) => c.offset)).toEqual([MiB, 2 * MiB]);
+        expect(server.stats.filesCompleted).toBe(1);
+      });
+      expect(rawState(f)).toBeNull();
+      expect(modeOf(f)).toBe(0o644);
     });
   });
 });
