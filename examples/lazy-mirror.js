@@ -22,7 +22,7 @@
 // Needs: root (CAP_SYS_ADMIN), Linux 6.14+ (FAN_PRE_ACCESS), and STUB_DIR on
 // ext4, xfs or btrfs (pre-content events and user xattrs); tmpfs, overlayfs,
 // NFS and FUSE will not do. Read the stubs from another process (a shell):
-// this process's own reads are not served.
+// this process's own reads of stubs not yet complete fail with EIO.
 'use strict';
 
 const fs = require('node:fs');
@@ -111,7 +111,12 @@ async function main() {
     }
   };
 
-  const server = await serveContent(stubDir, fetch);
+  // Fetch failures are printed by fetch itself; the rest (timeouts, stubs read
+  // through a read-only mount, states that could not be saved) here.
+  const onError = (err) => {
+    if (err.code !== 'ERR_FANOTIFY_FETCH') console.error(`serve: ${err.message}`);
+  };
+  const server = await serveContent(stubDir, fetch, { onError });
   console.log(`serving ${stubDir} from ${source} (pid ${process.pid}); read files there from another shell, Ctrl-C to stop`);
 
   let stopping = false;
@@ -127,7 +132,7 @@ async function main() {
     await server.close();
     clearTimeout(timer);
     const s = server.stats;
-    console.log(`closed: ${s.fetches} fetches, ${mib(s.bytesFetched)}, ${s.filesCompleted} files completed, ${s.failures} failures; unfilled stubs are offline (mode 000) until the next run`);
+    console.log(`closed: ${s.fetches} fetches, ${mib(s.bytesFetched)}, ${s.filesCompleted} files completed, ${s.failures} failures (${s.timeouts} timeouts); unfilled stubs are offline (mode 000) until the next run`);
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -27,4 +27,4 @@ export type { WatchEvent, WatchOptions, WatchedFilesystem } from './watchers/wat
 export { populate } from './content/populate';
 export type { PopulateResult } from './content/populate';
 export { ContentServer, serveContent } from './content/serve-content';
-export type { ContentServerStats, Fetch, FetchRequest, ServeContentOptions } from './content/serve-content';
+export type { ContentError, ContentServerStats, Fetch, FetchRequest, ServeContentOptions } from './content/serve-content';

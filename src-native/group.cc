@@ -107,6 +107,10 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
   if (permission_class) {
     ReaderOptions reader_options;
     reader_options.allow_self = options.Get("allowSelf").ToBoolean();
+    // Absent (callers that predate it): allow, as before.
+    Napi::Value self_response = options.Get("selfResponse");
+    reader_options.self_response =
+        self_response.IsNumber() ? self_response.As<Napi::Number>().Uint32Value() : FAN_ALLOW;
     reader_options.report_tid = (init_flags & FAN_REPORT_TID) != 0;
     reader_options.buffer_size = buffer_size;
     double timeout_ms = options.Get("timeoutMs").ToNumber().DoubleValue();

@@ -116,8 +116,8 @@ void Reader::RoutePermissionEvents(Batch* batch) {
     int32_t* ev = parsed.event(i);
     if ((MaskOf(ev) & kPermissionEvents) && ev[kEvFd] >= 0) {
       if (options_.allow_self && IsSelf(ev[kEvPid])) {
-        fanotify_response allow{ev[kEvFd], FAN_ALLOW};
-        ssize_t n = write(group_fd_, &allow, sizeof allow);
+        fanotify_response answer{ev[kEvFd], options_.self_response};
+        ssize_t n = write(group_fd_, &answer, sizeof answer);
         (void)n;  // the only failure is a waiter that is gone already
         close(ev[kEvFd]);
         ClosePidfds(parsed, ev);

@@ -22,6 +22,7 @@
 
 #include "parser.h"
 #include "pending.h"
+#include "uapi.h"
 #include "unique_fd.h"
 
 namespace fan {
@@ -44,6 +45,7 @@ std::unique_ptr<Batch> ReadBatch(int group_fd, std::vector<uint8_t>& scratch);
 
 struct ReaderOptions {
   bool allow_self = true;   // answer this process's permission events natively
+  uint32_t self_response = FAN_ALLOW;  // ... with this
   bool report_tid = false;  // event pid is a thread id
   std::chrono::milliseconds timeout{5000};  // for permission events; <0: none
   size_t buffer_size = 4096;

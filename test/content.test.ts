@@ -3,8 +3,8 @@
 // access through FAN_PRE_ACCESS events (Linux 6.14+), chunk by chunk.
 //
 // Rules these tests keep:
-// - This process never reads a stub: its own reads are not served (allowSelf)
-//   and would see the holes. Every reader is another process, spawned
+// - Readers are other processes (this process's own reads of an incomplete
+//   stub fail with EIO, by design; one test checks that), spawned
 //   asynchronously (never execSync/spawnSync: a blocked JS thread cannot answer
 //   the events the reader waits on), with a kill timer.
 // - Every filesystem is a LoopImage (ext4, 128 MiB), disposed in finally;
@@ -20,9 +20,10 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 
 import { ContentServer, Fetch, FetchRequest, populate, serveContent } from '../lib';
+import { StubState } from '../lib/content/stub-state';
 import { binding } from '../lib/core/binding';
 import { LoopImage } from '../lib/testing';
-import { describeRoot, testFeature, within } from './helpers';
+import { describeRoot, sleep, testFeature, within } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -156,8 +157,8 @@ function writeRandom(file: string, size: number, mode = 0o644): Buffer {
 }
 
 function stubState(file: string): { size: number; mode: number; filled: [number, number][] } | null {
-  const raw = binding.getXattr(file, STUB_XATTR);
-  return raw === null ? null : JSON.parse(raw.toString('utf8'));
+  const s = StubState.read(file);
+  return s && { size: s.size, mode: s.mode, filled: s.filled };
 }
 
 /** The fetches cover [0, size) exactly once, each starting on a chunk boundary. */
@@ -173,6 +174,56 @@ function expectCoveredOnce(calls: FetchRequest[], size: number, chunk = MiB): vo
 }
 
 const modeOf = (file: string): number => fs.statSync(file).mode & 0o7777;
+
+/** The stub's xattr as stored (null when gone): compared byte for byte. */
+const rawState = (file: string): Buffer | null => binding.getXattr(file, STUB_XATTR);
+
+/** fn(dir) with dir a read-only bind mount of `target`; unmounted in finally. */
+async function withReadOnlyBind(target: string, fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-ro-'));
+  try {
+    await execFileAsync('mount', ['--bind', target, dir]);
+    try {
+      await execFileAsync('mount', ['-o', 'remount,ro,bind', dir]);
+      await fn(dir);
+    } finally {
+      await execFileAsync('umount', [dir]);
+    }
+  } finally {
+    fs.rmdirSync(dir);
+  }
+}
+
+/** The error fn throws (fails the test when it does not throw). */
+function thrown(fn: () => unknown): NodeJS.ErrnoException {
+  try {
+    fn();
+  } catch (err) {
+    return err as NodeJS.ErrnoException;
+  }
+  throw new Error('did not throw');
+}
+
+/** A shuffled copy, the same every run (a linear congruential generator). */
+function shuffled<T>(items: T[], seed = 13): T[] {
+  const out = [...items];
+  let x = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    const j = x % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** Reads the 4 KiB pages argv[2] lists (comma-separated, in that order) with pread; prints their sha256. */
+const PREAD_READER = [
+  'import os, sys, hashlib',
+  'fd = os.open(sys.argv[1], os.O_RDONLY)',
+  'h = hashlib.sha256()',
+  'for p in sys.argv[2].split(","): h.update(os.pread(fd, 4096, int(p) * 4096))',
+  'print(h.hexdigest())',
+].join('\n');
 
 /** Every entry under dir, relative, with its kind, for comparing trees. */
 function tree(dir: string, rel = ''): string[] {
@@ -510,6 +561,159 @@ describeRoot('lazy content: populate() and serveContent()', () => {
         await within(10_000, server.close(), 'server.close');
         if (reader) await within(10_000, reader, 'reader');
       }
+    });
+  });
+
+  testFeature('preAccess', 'a fetch slower than timeoutMs is dropped: nothing written, not into the stub opened after it either', async () => {
+    await withImage(async ({ src, stub, fetchFrom }) => {
+      writeRandom(path.join(src, 'slow.bin'), MiB);
+      writeRandom(path.join(src, 'next.bin'), MiB);
+      await populate(src, stub);
+      const slow = path.join(stub, 'slow.bin');
+      const next = path.join(stub, 'next.bin');
+      const before = { slow: rawState(slow), next: rawState(next) };
+      let slowReturned!: () => void;
+      const slowDone = new Promise<void>((r) => (slowReturned = r));
+      let nextCalled!: () => void;
+      const nextFetched = new Promise<void>((r) => (nextCalled = r));
+      const fetch: Fetch = async (req) => {
+        if (req.path === 'slow.bin') {
+          await sleep(1800);  // past timeoutMs, and deaf to the signal
+          const data = await fetchFrom()(req);
+          slowReturned();
+          return data;
+        }
+        nextCalled();  // next.bin's fetch waits (its stub's event fd stays open) until close()
+        return new Promise<Uint8Array>((_, reject) => req.signal.addEventListener('abort', () => reject(req.signal.reason)));
+      };
+      let reader: Promise<ChildResult> | undefined;
+      const server = await withServer(stub, fetch, async () => {
+        // One child reads both stubs, so no pipe of ours opens or closes in
+        // between: next.bin's event fd gets the number slow.bin's had. The
+        // times matter: slow.bin's fetch returns (1.8 s) after next.bin is
+        // opened (1.3 s) and before next.bin's own deadline (2.3 s) closes
+        // that fd again; tighter, the old code's late write hit EBADF instead.
+        reader = run('bash', ['-c', 'cat "$1" >/dev/null 2>&1; echo "slow $?"; sleep 0.3; cat "$2" >/dev/null 2>&1; echo "next $?"', 'bash', slow, next]);
+        await within(5_000, nextFetched, "next.bin's fetch");
+        await within(5_000, slowDone, 'the slow fetch');
+        await sleep(300);  // what the late fetch's handler would write, it has written by now
+      }, { timeoutMs: 1000 });
+      const r = await within(10_000, reader!, 'the reader');
+      expect(r.stdout.toString()).toBe('slow 1\nnext 1\n');  // both got EIO (timeout, close)
+      // Unserved now, so this process reads the stubs as they are: still holes, states as populate() left them.
+      expect(rawState(next)?.toString()).toBe(before.next?.toString());
+      expect(fs.readFileSync(next).equals(Buffer.alloc(MiB))).toBe(true);
+      expect(rawState(slow)?.toString()).toBe(before.slow?.toString());
+      expect(fs.readFileSync(slow).equals(Buffer.alloc(MiB))).toBe(true);
+      expect(server.stats).toMatchObject({ fetches: 0, bytesFetched: 0, filesCompleted: 0 });
+      expect(server.stats.timeouts).toBeGreaterThanOrEqual(1);
+    });
+  });
+
+  testFeature('preAccess', 'a stub read through a read-only bind mount: that reader fails (no zeros), the error is reported, serving goes on', async () => {
+    await withImage(async ({ src, stub, fetchFrom }) => {
+      writeRandom(path.join(src, 'a.bin'), MiB);
+      writeRandom(path.join(src, 'b.bin'), MiB);
+      await populate(src, stub);
+      const errors: NodeJS.ErrnoException[] = [];
+      await withReadOnlyBind(stub, async (ro) => {
+        await withServer(stub, fetchFrom(), async (server) => {
+          // The kernel cannot open the stub read-write through this mount for the
+          // server, so it denies that access itself.
+          const r = await run('cat', [path.join(ro, 'a.bin')]);
+          expect(r.timedOut).toBe(false);
+          expect(r.code).not.toBe(0);
+          expect(r.stderr).toContain('Operation not permitted');
+          expect(r.stdout.length).toBe(0);
+          // Still serving, the same file too.
+          for (const name of ['a.bin', 'b.bin'])
+            expect(hashOf(await readers.cat(path.join(stub, name)), name)).toBe(sourceHash(path.join(src, name)));
+          expect(server.stats).toMatchObject({ readErrors: 1, failures: 1, filesCompleted: 2 });
+        }, { onError: (err: NodeJS.ErrnoException) => errors.push(err) });
+      });
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ code: 'EROFS', errno: -30, syscall: 'open' });
+      expect(errors[0].message).toMatch(/read-only/);
+      expect(errors[0].message).toMatch(/writable mount/);
+    });
+  });
+
+  testFeature('preAccess', 'random reads of 2048 disjoint 4 KiB chunks: every read is served, the fill state stays small, a restart fetches only the rest', async () => {
+    await withImage(async ({ src, stub, calls, fetchFrom }) => {
+      const pages = 4096;
+      const data = writeRandom(path.join(src, 'disk.img'), pages * 4096);
+      await populate(src, stub);
+      const f = path.join(stub, 'disk.img');
+      // Every other page, in random order: 2048 filled ranges with a hole between each two.
+      const even = shuffled(Array.from({ length: pages / 2 }, (_, i) => 2 * i));
+      const want = sha256(Buffer.concat(even.map((p) => data.subarray(p * 4096, (p + 1) * 4096))));
+      await withServer(stub, fetchFrom(), async (server) => {
+        const r = await run('python3', ['-c', PREAD_READER, f, even.join(',')], {}, 60_000);
+        expect(hashOf(r, 'pread of every other page')).toBe(want);
+        expect(server.stats).toMatchObject({ fetches: pages / 2, failures: 0, stateErrors: 0 });
+        // Within ext4's limit for one xattr value with 1 KiB blocks (these images').
+        expect(rawState(f)!.length).toBeLessThanOrEqual(900);
+      }, { chunkSize: 4096 });
+      calls.length = 0;
+      await withServer(stub, fetchFrom(), async () => {
+        expect(hashOf(await readers.cat(f), 'cat after restart')).toBe(sha256(data));
+        const odd = Array.from({ length: pages / 2 }, (_, i) => 2 * i + 1);
+        expect(calls.map((c) => c.offset / 4096).sort((a, b) => a - b)).toEqual(odd);
+      }, { chunkSize: 4096 });
+    });
+  }, 120_000);
+
+  testFeature('preAccess', 'stubs an older version left (fill state as JSON ranges) are served after an upgrade', async () => {
+    await withImage(async ({ src, stub, calls, fetchFrom }) => {
+      const data = writeRandom(path.join(src, 'old.bin'), 3 * MiB);
+      await populate(src, stub);
+      const f = path.join(stub, 'old.bin');
+      // As version 0.1.0 left a stub whose first MiB it had filled.
+      const fd = fs.openSync(f, 'r+');
+      try {
+        fs.writeSync(fd, data, 0, MiB, 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+      binding.setXattr(f, STUB_XATTR, Buffer.from(JSON.stringify({ v: 1, size: 3 * MiB, mode: 0o644, filled: [[0, MiB]] })));
+      await withServer(stub, fetchFrom(), async (server) => {
+        expect(hashOf(await readers.cat(f), 'cat')).toBe(sha256(data));
+        expect(calls.map((c) => c.offset)).toEqual([MiB, 2 * MiB]);
+        expect(server.stats.filesCompleted).toBe(1);
+      });
+      expect(rawState(f)).toBeNull();
+      expect(modeOf(f)).toBe(0o644);
+    });
+  });
+
+  testFeature('preAccess', "this process's own reads of an incomplete stub fail with EIO at once, never zeros; a complete one reads normally", async () => {
+    await withImage(async ({ src, stub, calls, fetchFrom }) => {
+      writeRandom(path.join(src, 'cold.bin'), 2 * MiB);
+      const part = writeRandom(path.join(src, 'part.bin'), 2 * MiB);
+      const warm = writeRandom(path.join(src, 'warm.bin'), 100);
+      await populate(src, stub);
+      await withServer(stub, fetchFrom(), async (server) => {
+        const cold = path.join(stub, 'cold.bin');
+        const started = Date.now();
+        // Blocking the JS thread in the read: only a native answer can come.
+        expect(thrown(() => fs.readFileSync(cold))).toMatchObject({ code: 'EIO' });
+        await expect(within(5_000, fs.promises.readFile(cold), 'readFile')).rejects.toMatchObject({ code: 'EIO' });
+        expect(Date.now() - started).toBeLessThan(5_000);  // not the 20 s timeout
+        // Partly filled (by another reader): the native answer cannot tell ranges apart, so still EIO.
+        const head = await sh('dd if="$1" bs=1M count=1 status=none | sha256sum', path.join(stub, 'part.bin'));
+        expect(hashOf(head, 'dd of the first MiB')).toBe(sha256(part.subarray(0, MiB)));
+        const fd = fs.openSync(path.join(stub, 'part.bin'), 'r');
+        try {
+          expect(thrown(() => fs.readSync(fd, Buffer.alloc(4096), 0, 4096, 0))).toMatchObject({ code: 'EIO' });
+        } finally {
+          fs.closeSync(fd);
+        }
+        // Complete: no mark, a plain file.
+        hashOf(await readers.cat(path.join(stub, 'warm.bin')), 'cat warm.bin');
+        expect(fs.readFileSync(path.join(stub, 'warm.bin'))).toEqual(warm);
+        expect(calls.map((c) => c.path)).toEqual(['part.bin', 'warm.bin']);
+        expect(server.stats.failures).toBe(0);
+      }, { timeoutMs: 20_000 });
     });
   });
 });

@@ -5,6 +5,8 @@ import * as path from 'node:path';
 export interface NativeGroupOptions {
   permissionClass: boolean;
   allowSelf: boolean;
+  /** The response to this process's own permission events (with allowSelf); absent: FAN_ALLOW. */
+  selfResponse?: number;
   timeoutMs: number;
   defaultResponse: number;
   /** read() buffer size: how many events (and so event fds) one batch can hold. */

@@ -59,6 +59,8 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     // refused: an answer nobody can give leaves the opener waiting.
     if (cfg.defaultResponse >>> 24 !== 0 && lacks('denyErrno'))
       throw unsupported('denyErrno', { syscall: 'write', instead: "Use default: 'deny' (EPERM)." });
+    if (cfg.selfResponse >>> 24 !== 0 && lacks('denyErrno'))
+      throw unsupported('denyErrno', { syscall: 'write', instead: "Use self: 'deny' (EPERM)." });
     // Asked before the kernel: its EINVAL does not say which flag it lacks.
     const missing = missingInitFeature(cfg.initFlags);
     if (missing) throw unsupported(missing, { syscall: 'fanotify_init' });
@@ -69,6 +71,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
         {
           permissionClass: cfg.permissionClass,
           allowSelf: cfg.allowSelf,
+          selfResponse: cfg.selfResponse,
           timeoutMs: cfg.timeoutMs === Infinity ? -1 : cfg.timeoutMs,
           defaultResponse: cfg.defaultResponse,
           bufferSize: readBufferSize(cfg),

@@ -41,8 +41,14 @@ export interface PermissionOptions {
   timeoutMs?: number;
   /** The answer given on timeout, close, break, worker exit and process exit. Default 'allow'. */
   default?: Decision;
-  /** Answer this process's own permission events 'allow' natively. Default true. */
+  /** Answer this process's own permission events natively, at once, with `self`. Default true. */
   allowSelf?: boolean;
+  /**
+   * The answer to this process's own events while allowSelf is on. Default
+   * 'allow'; a content server that must not see its own reads of holes
+   * passes { deny: 'EIO' }.
+   */
+  self?: Decision;
 }
 
 export interface FanotifyOptions {
@@ -149,6 +155,7 @@ export interface GroupConfig {
   timeoutMs: number;
   defaultResponse: number;
   allowSelf: boolean;
+  selfResponse: number;
 }
 
 function checkObject(name: string, value: unknown): asserts value is Record<string, unknown> | undefined {
@@ -202,17 +209,20 @@ export function groupConfig(options: FanotifyOptions = {}): GroupConfig {
 
   checkObject('options.permission', options.permission);
   const perm = (options.permission ?? {}) as PermissionOptions;
-  checkKeys('options.permission', perm as Record<string, unknown>, ['timeoutMs', 'default', 'allowSelf']);
+  checkKeys('options.permission', perm as Record<string, unknown>, ['timeoutMs', 'default', 'allowSelf', 'self']);
   const timeoutMs = perm.timeoutMs === undefined ? 5000 : perm.timeoutMs;
   if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)
     throw invalidArg('options.permission.timeoutMs', timeoutMs, 'must be a number >= 0 (Infinity: never)');
   const groupClassIsPerm = groupClass !== 'notification';
   const defaultResponse = decisionToResponse(perm.default ?? 'allow', 'options.permission.default', groupClass, false);
   const allowSelf = perm.allowSelf === undefined ? true : bool('options.permission.allowSelf', perm.allowSelf);
+  if (!allowSelf && perm.self !== undefined)
+    throw invalidArg('options.permission.self', perm.self, 'needs allowSelf: true (with allowSelf: false, JavaScript answers its own events)');
+  const selfResponse = decisionToResponse(perm.self ?? 'allow', 'options.permission.self', groupClass, false);
 
   return {
     initFlags, eventFileFlags, groupClass, permissionClass: groupClassIsPerm, report, audit,
-    timeoutMs, defaultResponse, allowSelf,
+    timeoutMs, defaultResponse, allowSelf, selfResponse,
   };
 }
 
