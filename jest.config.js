@@ -7,5 +7,6 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/test/tsconfig.json' }] },
   maxWorkers: 1,
   reporters: ['default', '<rootDir>/scripts/totals-reporter.js'],
-  testTimeout: 30000,
+  // Scaled under emulation (the kernel matrix): see TIME_SCALE in test/helpers.ts.
+  testTimeout: 30000 * Math.max(1, Number(process.env.FANOTIFY_TEST_TIME_SCALE) || 1),
 };

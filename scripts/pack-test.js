@@ -36,8 +36,11 @@ function cleanEnv(extra = {}) {
   return { ...env, ...extra };
 }
 
+// Bounds against a hang; longer under emulation (the kernel matrix).
+const TIME_SCALE = Math.max(1, Number(process.env.FANOTIFY_TEST_TIME_SCALE) || 1);
+
 function run(cmd, args, { cwd, timeout = 120000, env, allowFail = false } = {}) {
-  const r = spawnSync(cmd, args, { cwd, env: env || cleanEnv(), encoding: 'utf8', timeout, maxBuffer: 64 << 20 });
+  const r = spawnSync(cmd, args, { cwd, env: env || cleanEnv(), encoding: 'utf8', timeout: timeout * TIME_SCALE, maxBuffer: 64 << 20 });
   const out = { status: r.status, stdout: r.stdout || '', stderr: r.stderr || '', error: r.error };
   if (!allowFail && (r.error || r.status !== 0)) {
     throw new Error(

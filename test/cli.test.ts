@@ -8,11 +8,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { LoopImage } from '../lib/testing';
-import { describeRoot, packageForNobody, removePackageForNobody, sleep, within } from './helpers';
+import { bound, describeRoot, packageForNobody, removePackageForNobody, sleep, within } from './helpers';
 
 afterAll(removePackageForNobody);
 
-jest.setTimeout(30_000);
+jest.setTimeout(bound(30_000));
 
 const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -55,7 +55,7 @@ class Cli {
 
   /** Waits until `probe` returns something other than undefined; fails after ms. */
   async waitFor<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
-    const deadline = Date.now() + ms;
+    const deadline = Date.now() + bound(ms);
     for (;;) {
       const value = probe();
       if (value !== undefined) return value;

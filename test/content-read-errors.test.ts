@@ -19,9 +19,9 @@ import { populate, serveContent } from '../lib';
 import { has } from '../lib/kernel/capabilities';
 import { LoopImage } from '../lib/testing';
 import { killAll, start } from './children';
-import { describeRoot, testFeature, within } from './helpers';
+import { bound, describeRoot, testFeature, within } from './helpers';
 
-jest.setTimeout(60_000);
+jest.setTimeout(bound(60_000));
 
 const execFileAsync = promisify(execFile);
 const MiB = 1 << 20;

@@ -23,9 +23,9 @@ import { ContentServer, Fetch, FetchRequest, populate, serveContent } from '../l
 import { StubState } from '../lib/content/stub-state';
 import { binding } from '../lib/core/binding';
 import { LoopImage } from '../lib/testing';
-import { describeRoot, sleep, testFeature, within } from './helpers';
+import { bound, describeRoot, sleep, testFeature, within } from './helpers';
 
-jest.setTimeout(60_000);
+jest.setTimeout(bound(60_000));
 
 const execFileAsync = promisify(execFile);
 const MiB = 1 << 20;

@@ -15,9 +15,9 @@ import * as path from 'node:path';
 import { Fanotify, FanotifyEvent, FanotifyOptions, MarkOptions, resolve } from '../lib';
 import { Feature, lacks } from '../lib/kernel/capabilities';
 import { LoopImage } from '../lib/testing';
-import { describeRoot, sleep, testFeature, within } from './helpers';
+import { bound, describeRoot, sleep, testFeature, within } from './helpers';
 
-jest.setTimeout(20_000);
+jest.setTimeout(bound(20_000));
 
 const { EINVAL, ENOENT, EIO } = os.constants.errno;
 

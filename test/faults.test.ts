@@ -20,9 +20,9 @@ import * as path from 'node:path';
 import { Fanotify, FanotifyEvent, FanotifyOptions, PermissionOptions } from '../lib';
 import { LoopImage } from '../lib/testing';
 import { ChildResult, killAll, start, Started } from './children';
-import { describeRoot, openFdCount, sleep, within } from './helpers';
+import { bound, describeRoot, openFdCount, sleep, within } from './helpers';
 
-jest.setTimeout(60_000);
+jest.setTimeout(bound(60_000));
 
 const DIST = path.join(__dirname, '..', 'dist');
 const CONTENT = 'hello from the watched dir\n';
@@ -31,7 +31,7 @@ const CONTENT = 'hello from the watched dir\n';
 
 /** Polls pred every 10 ms; rejects after ms. */
 async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
+  const end = Date.now() + bound(ms);
   while (!pred()) {
     if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
     await sleep(10);
@@ -50,7 +50,7 @@ async function warmUp(): Promise<void> {
 
 /** The fd count once it is back at `baseline`, or whatever it is after ms. */
 async function settledFdCount(baseline: number, ms = 1000): Promise<number> {
-  const end = Date.now() + ms;
+  const end = Date.now() + bound(ms);
   for (;;) {
     const n = openFdCount();
     if (n === baseline || Date.now() > end) return n;
@@ -733,7 +733,7 @@ describeRoot('faults', () => {
       threads: number; opens: number; ok: number; eperm: number; fast: number; other: number; otherErrno: number; maxMs: number; totalMs: number;
     }
     const THREADS = 32;
-    const TIMEOUT_MS = 5;
+    const TIMEOUT_MS = bound(5);  // "fast" answers come well before it; under emulation everything is slower
     let binDir: string;
     let floodBin: string;
 

@@ -15,7 +15,7 @@ import { Fanotify, MountEvent, MountWatcher, watchMounts } from '../lib';
 import { binding } from '../lib/core/binding';
 import { has } from '../lib/kernel/capabilities';
 import { readMounts } from '../lib/kernel/mount-table';
-import { describeRoot, expectUnsupported, openFdCount, sleep, within } from './helpers';
+import { bound, describeRoot, expectUnsupported, openFdCount, sleep, within } from './helpers';
 
 /** Runs a command (no shell); throws with its stderr on failure. */
 function run(cmd: string, ...args: string[]): void {
@@ -96,7 +96,7 @@ class Recorder {
 
   /** The first event matching pred, waiting up to ms for it. */
   async waitFor(pred: (ev: MountEvent) => boolean, what: string, ms = 5000): Promise<MountEvent> {
-    const deadline = Date.now() + ms;
+    const deadline = Date.now() + bound(ms);
     for (;;) {
       const ev = this.seen.find(pred);
       if (ev) return ev;

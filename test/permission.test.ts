@@ -16,9 +16,9 @@ import * as path from 'node:path';
 import { Fanotify, FanotifyEvent, PermissionOptions } from '../lib';
 import { ChildResult, killAll, start } from './children';
 import { has } from '../lib/kernel/capabilities';
-import { describeRoot, expectUnsupported, openFdCount, sleep, within } from './helpers';
+import { bound, describeRoot, expectUnsupported, openFdCount, sleep, within } from './helpers';
 
-jest.setTimeout(30_000);
+jest.setTimeout(bound(30_000));
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 const CONTENT = 'hello from the watched dir\n';
@@ -73,7 +73,7 @@ function lines(child: ChildProcess): { wait(pred: (all: string[]) => boolean, ms
   child.on('close', () => wake?.());
   return {
     async wait(pred, ms, what) {
-      const end = Date.now() + ms;
+      const end = Date.now() + bound(ms);
       while (!pred(all)) {
         if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what}: the process ended; output ${JSON.stringify(all)}`);
         const left = end - Date.now();

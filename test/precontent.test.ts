@@ -23,9 +23,9 @@ import * as path from 'node:path';
 import { Fanotify, FanotifyEvent, FanotifyOptions } from '../lib';
 import { LoopImage } from '../lib/testing';
 import { ChildResult, killAll, start } from './children';
-import { describeFeature, openFdCount, sleep, within } from './helpers';
+import { bound, describeFeature, openFdCount, sleep, within } from './helpers';
 
-jest.setTimeout(60_000);
+jest.setTimeout(bound(60_000));
 
 const PAGE = 4096;
 const PAGES = 102;
@@ -99,7 +99,7 @@ function consume(fan: Fanotify, handler: (ev: FanotifyEvent) => void): Consumer 
     seen,
     ended,
     async waitFor(pred, ms, what) {
-      const end = Date.now() + ms;
+      const end = Date.now() + bound(ms);
       while (!pred(seen)) {
         if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms; seen ${JSON.stringify(seen)}`);
         await sleep(10);

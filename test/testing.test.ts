@@ -8,11 +8,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LoopImage, LoopImageError, withLoopImage } from '../lib/testing';
 
-import { privileged as canRun } from './helpers';
+import { bound, privileged as canRun } from './helpers';
 if (!canRun) console.log('test/testing.test.ts: skipped, LoopImage needs root (set CI=true to force)');
 const suite = canRun ? describe : describe.skip;
 
-jest.setTimeout(60_000);
+jest.setTimeout(bound(60_000));
 
 // Corruption errors: ext4 returns EFSCORRUPTED, which is EUCLEAN (117) on
 // Linux. libuv has no name for it, so Node reports errno -117 with code

@@ -15,12 +15,12 @@ import * as path from 'node:path';
 import type * as Lib from '../lib';
 import { LoopImage } from '../lib/testing';
 import { ChildResult, killAll, start } from './children';
-import { describeRoot, expectUnsupported, openFdCount, within } from './helpers';
+import { bound, describeRoot, expectUnsupported, openFdCount, within } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { Fanotify, populate, serveContent, watchMounts } = require('../lib') as typeof Lib;
 
-jest.setTimeout(30_000);
+jest.setTimeout(bound(30_000));
 
 const cat = (file: string) => start('cat', [file]);
 const denied = (r: ChildResult) => expect(r.stderr).toMatch(/Operation not permitted/);

@@ -10,11 +10,11 @@ import * as path from 'node:path';
 
 import { ErrorWatcher, FsErrorEvent, watchErrors } from '../lib';
 import { LoopImage } from '../lib/testing';
-import { describeRoot, openFdCount, packageForNobody, removePackageForNobody, sleep, within } from './helpers';
+import { bound, describeRoot, openFdCount, packageForNobody, removePackageForNobody, sleep, within } from './helpers';
 
 afterAll(removePackageForNobody);
 
-jest.setTimeout(60_000);
+jest.setTimeout(bound(60_000));
 
 const EFSCORRUPTED = 117; // EUCLEAN
 const ESHUTDOWN = 108;
@@ -93,7 +93,7 @@ class Reader {
   /** Every event arriving until `quietMs` pass without one (bounded by maxMs in all). */
   async drain(quietMs: number, match: (e: FsErrorEvent) => boolean = () => true, maxMs = 5000): Promise<FsErrorEvent[]> {
     const out: FsErrorEvent[] = [];
-    const deadline = Date.now() + maxMs;
+    const deadline = Date.now() + bound(maxMs);
     while (Date.now() < deadline) {
       const e = await this.next(quietMs);
       if (!e) break;

@@ -10,7 +10,7 @@ import { watch, Watcher, WatchEvent } from '../lib';
 import { binding } from '../lib/core/binding';
 import { formatFsid } from '../lib/core/fileid';
 import { LoopImage } from '../lib/testing';
-import { describeRoot, openFdCount, sleep, within } from './helpers';
+import { bound, describeRoot, openFdCount, sleep, within } from './helpers';
 
 function run(cmd: string, ...args: string[]): void {
   execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -63,7 +63,7 @@ class Recorder {
 
   /** The first event matching pred, waiting up to ms for it. */
   async waitFor(pred: (ev: WatchEvent) => boolean, what: string, ms = 5000): Promise<WatchEvent> {
-    const deadline = Date.now() + ms;
+    const deadline = Date.now() + bound(ms);
     for (;;) {
       const ev = this.seen.find(pred);
       if (ev) return ev;
@@ -91,7 +91,7 @@ class Recorder {
 
 /** Polls until check() is true; fails after ms. */
 async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + bound(ms);
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
     await sleep(10);
