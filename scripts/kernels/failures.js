@@ -1,37 +1,32 @@
 #!/usr/bin/env node
-// Lists the failed tests of a guest's jest run, read from jest's --json
-// output: file, test name and the first two lines of the error, as plain
-// text. Usage: node failures.js jest.json [repository]
+// Lists the failed tests of a guest's jest run from its output (jest.log):
+// file, test name and the first two lines of the error, as plain text.
+// Read from the default reporter's text because jest's --json can itself
+// fail (it cannot serialize a BigInt in a failed expectation).
+// Usage: node failures.js jest.log
 'use strict';
 const fs = require('node:fs');
-const path = require('node:path');
 
-const file = process.argv[2];
-const report = JSON.parse(fs.readFileSync(file, 'utf8'));
-const root = process.argv[3] || process.cwd();
 // eslint-disable-next-line no-control-regex
-const plain = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
-// The first two lines of the message, before the stack and the code frame.
-const head = (msg) => {
-  const lines = [];
-  for (const l of plain(msg || '').split('\n').map((x) => x.trim())) {
-    if (/^at /.test(l) || /^>? *\d+ \|/.test(l)) break;
-    if (l) lines.push(l);
-  }
-  return lines.slice(0, 2);
-};
-
+const lines = fs.readFileSync(process.argv[2], 'utf8').replace(/\x1b\[[0-9;]*m/g, '').split('\n');
 const out = [];
-for (const suite of report.testResults) {
-  const name = path.relative(root, suite.name);
-  const failed = suite.assertionResults.filter((t) => t.status === 'failed');
-  if (failed.length === 0 && suite.status !== 'failed') continue;
-  out.push(name);
-  for (const t of failed) {
-    out.push(`  ${[...t.ancestorTitles, t.title].join(' › ')}`);
-    for (const l of head(t.failureMessages[0])) out.push(`      ${l}`);
+let file = null;
+for (let i = 0; i < lines.length; i++) {
+  const l = lines[i];
+  const suite = /^(PASS|FAIL) (\S+)/.exec(l);
+  if (suite) { file = suite[1] === 'FAIL' ? suite[2] : null; if (file) out.push(file); continue; }
+  if (/^Test Suites: /.test(l)) break;
+  const head = /^ {2}● (.*)$/.exec(l);
+  if (!file || !head || head[1] === 'Console') continue;
+  // A test with several errors has one block each: the first one is enough.
+  if (out.includes(`  ${head[1]}`)) continue;
+  out.push(`  ${head[1]}`);
+  let n = 0;
+  for (let j = i + 1; j < lines.length && n < 2; j++) {
+    const m = lines[j].trim();
+    if (/^ {2}● /.test(lines[j]) || /^(PASS|FAIL) /.test(lines[j])) break;
+    if (/^at /.test(m) || /^>? *\d+ \|/.test(m)) break;   // the stack, the code frame
+    if (m) { out.push(`      ${m}`); n++; }
   }
-  // A file that failed outside any test (it did not compile, a hook threw).
-  if (failed.length === 0) for (const l of head(suite.message)) out.push(`      ${l}`);
 }
 process.stdout.write(out.length ? `${out.join('\n')}\n` : 'no failed tests\n');
