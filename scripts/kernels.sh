@@ -22,6 +22,8 @@
 #                            tests, first lines of their errors), kernel.log
 #   FANOTIFY_KERNEL_TIMEOUT  seconds for one kernel, boot to poweroff (2400)
 #   FANOTIFY_KERNEL_MEM      guest memory; /tmp is a tmpfs in it (4G)
+#   FANOTIFY_TEST_TIME_SCALE how much longer the tests' bounds may be in the
+#                            guest, where everything is emulated (4)
 #
 # Ends with a line per kernel and the sum, "N passed, N failed"; a kernel that
 # did not finish counts as one failed. Exits 1 when anything failed.
@@ -162,6 +164,7 @@ run_kernel() {
   printf '%s\n' "$repo" >"$out/repo"
   printf '%s\n' "$PATH" >"$out/path"
   echo "$(ulimit -Sn) $(ulimit -Hn)" >"$out/nofile"
+  echo "${FANOTIFY_TEST_TIME_SCALE:-4}" >"$out/timescale"
   printf '%s\n' "${jest_args[@]}" >"$out/args"
   log "boot $kver (log: $out/console.log)"
   # In the background, so that a signal to this script is handled at once
