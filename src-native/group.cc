@@ -140,7 +140,8 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
                                          });
     } catch (const std::system_error& e) {
       CloseGroup();
-      throw ErrnoError(env, e.code().value(), "eventfd");
+      // Its wake-up eventfd, or the thread.
+      throw ErrnoError(env, e.code().value(), std::strncmp(e.what(), "eventfd", 7) == 0 ? "eventfd" : "pthread_create");
     }
   }
   napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
