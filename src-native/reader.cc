@@ -136,12 +136,13 @@ void Reader::Stop() {
 
 void Reader::Shutdown() {
   std::call_once(shutdown_once_, [this] {
-    Stop();
-    pending_->AnswerAll(/*shut=*/true);  // and every event filed from now on
-    // No marks, no new events: the queue ends. (Mount namespace marks carry
-    // no permission events.)
+    // No marks, no new events: the queue ends. First, so that an opener we
+    // answer below opens its next file unwatched. (Mount namespace marks
+    // carry no permission events.)
     for (unsigned type : {FAN_MARK_INODE, FAN_MARK_MOUNT, FAN_MARK_FILESYSTEM})
       fanotify_mark(group_fd_, FAN_MARK_FLUSH | type, 0, AT_FDCWD, "/");
+    Stop();
+    pending_->AnswerAll(/*shut=*/true);  // and every event filed from now on
     std::vector<uint8_t> scratch(options_.buffer_size);
     std::lock_guard<std::mutex> lock(read_mu_);
     for (;;) {
