@@ -1,6 +1,7 @@
 #include "group.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -117,7 +118,7 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
     reader_options.timeout = std::chrono::milliseconds(
         timeout_ms >= 0 && timeout_ms < 1e12 ? static_cast<int64_t>(timeout_ms) : -1);
     try {
-      pending_ = std::make_unique<PendingPermissions>(fd, default_response);
+      pending_ = std::make_unique<PendingPermissions>(fd, default_response, (event_f_flags & O_ACCMODE) != O_RDONLY);
     } catch (const std::system_error& e) {
       throw ErrnoError(env, e.code().value(), "eventfd");
     }

@@ -12,10 +12,10 @@
 
 namespace fan {
 
-PendingPermissions::PendingPermissions(int group_fd, uint32_t default_response)
-    : group_fd_(group_fd),
-      default_response_(default_response),
-      placeholder_(eventfd(0, EFD_CLOEXEC)) {
+PendingPermissions::PendingPermissions(int group_fd, uint32_t default_response, bool writable_fds)
+    : group_fd_(group_fd), default_response_(default_response) {
+  if (!writable_fds) return;
+  placeholder_.reset(eventfd(0, EFD_CLOEXEC));
   if (!placeholder_.valid()) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
 
@@ -36,11 +36,13 @@ uint64_t PendingPermissions::Add(int event_fd, Clock::time_point deadline) {
 int PendingPermissions::WriteLocked(Entry& entry, uint32_t response, const void* info,
                                     size_t info_len) {
   if (info_len > kMaxInfoLen) return EINVAL;
-  // A released fd's file goes before the answer wakes the waiter: an exec
-  // allowed while our fd (opened for writing with 'rw') is still open fails
-  // with ETXTBSY. Its number stays ours (the placeholder) until the answer is
-  // taken; should dup3() fail, the file stays open through the write instead.
-  if (entry.close_on_answer && !entry.file_dropped) {
+  // A released writable fd's file goes before the answer wakes the waiter:
+  // an exec allowed while our fd (opened for writing with 'rw') is still open
+  // fails with ETXTBSY. Its number stays ours (the placeholder) until the
+  // answer is taken; should dup3() fail, the file stays open through the
+  // write instead. (A read-only fd just closes after the answer: a dup3()
+  // costs about a microsecond per answer.)
+  if (entry.close_on_answer && placeholder_.valid() && !entry.file_dropped) {
     int r;
     do {
       r = dup3(placeholder_.get(), entry.fd, O_CLOEXEC);

@@ -12,10 +12,11 @@
 // answer would go to the older one. The event fd is not closed by an answer
 // while JavaScript may still use it (ev.fd must never come to name another
 // file): the Group closes it when the event is released. An event released
-// before its answer has its file dropped just before the answer is written
-// (an exec allowed while our writable fd is open fails with ETXTBSY), but not
-// its number: a placeholder (an eventfd) is dup2()ed over it, and the number
-// is closed once the answer is taken.
+// before its answer is closed once the kernel has taken the answer. A
+// writable one ('w', 'rw') has its file dropped just before the answer is
+// written (an exec allowed while our writable fd is open fails with
+// ETXTBSY), but not its number: a placeholder (an eventfd) is dup3()ed over
+// it until then.
 #pragma once
 
 #include <chrono>
@@ -31,8 +32,9 @@ class PendingPermissions {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Throws std::system_error when the placeholder fd cannot be made.
-  PendingPermissions(int group_fd, uint32_t default_response);
+  // writable_fds: event fds are opened for writing. Throws std::system_error
+  // when the placeholder fd cannot be made (writable fds only).
+  PendingPermissions(int group_fd, uint32_t default_response, bool writable_fds);
   ~PendingPermissions();  // answers what is still pending
   PendingPermissions(const PendingPermissions&) = delete;
   PendingPermissions& operator=(const PendingPermissions&) = delete;
@@ -72,8 +74,8 @@ class PendingPermissions {
     bool close_on_answer = false;
     bool file_dropped = false;  // the placeholder holds the number
   };
-  // Writes a response for the entry; drops a released entry's file first.
-  // Returns 0 or the kernel's errno. Caller holds mu_.
+  // Writes a response for the entry; drops a released writable entry's file
+  // first. Returns 0 or the kernel's errno. Caller holds mu_.
   int WriteLocked(Entry& entry, uint32_t response, const void* info, size_t info_len);
   // The default, or FAN_DENY when the kernel refuses the default (a deny
   // errno it lacks): never allow, and never an opener left waiting. Then the
@@ -85,7 +87,7 @@ class PendingPermissions {
   std::mutex mu_;
   int group_fd_;
   uint32_t default_response_;
-  UniqueFd placeholder_;
+  UniqueFd placeholder_;  // writable fds only
   uint64_t next_token_ = 1;
   bool shut_ = false;
   std::map<uint64_t, Entry> entries_;

@@ -104,8 +104,8 @@ class RawGroup {
   readonly errors: number[] = [];
   #wake: (() => void) | null = null;
 
-  constructor(dir: string, options: { timeoutMs: number; defaultResponse: number }) {
-    const cfg = groupConfig({ class: 'content' });
+  constructor(dir: string, options: { timeoutMs: number; defaultResponse: number }, eventFileFlags: 'r' | 'rw' = 'r') {
+    const cfg = groupConfig({ class: 'content', eventFileFlags });
     this.native = new binding.Group(cfg.initFlags, cfg.eventFileFlags,
       { permissionClass: true, allowSelf: true, bufferSize: 4096, ...options }, (raw) => this.#take(raw));
     binding.mark(this.native.fd, C.FAN_MARK_ADD, C.FAN_OPEN_PERM | C.FAN_EVENT_ON_CHILD, -100, dir);
@@ -203,9 +203,11 @@ describeRoot('permission faults', () => {
 
     // The kernel matches an answer to an event by fd number, oldest first: if
     // a refused answer freed the number of an event still pending, a newer
-    // event given that number would have its answer go to the old one.
-    test('a write the kernel refuses keeps the event pending under its own fd number: the next event gets another number, each answer reaches its own opener', async () => {
-      const raw = new RawGroup(dir, { timeoutMs: 20_000, defaultResponse: C.FAN_DENY });
+    // event given that number would have its answer go to the old one. A
+    // writable event fd ('rw') loses its file before the write (ETXTBSY), a
+    // read-only one keeps it until the answer is taken.
+    test.each(['r', 'rw'] as const)("eventFileFlags '%s': a write the kernel refuses keeps the event pending under its own fd number: the next event gets another number, each answer reaches its own opener", async (flags) => {
+      const raw = new RawGroup(dir, { timeoutMs: 20_000, defaultResponse: C.FAN_DENY }, flags);
       const fillers: number[] = [];
       try {
         // B opens on SIGUSR1: started now, so that no fd of ours is made for it later.
