@@ -76,9 +76,9 @@ class Reader {
   std::unique_ptr<Batch> ReadNow(std::vector<uint8_t>& scratch);
   // JavaScript took a batch the reader thread handed over.
   void Taken();
-  // Answers everything, for good: stops the thread, answers what is pending,
-  // removes the group's marks (so that the queue ends), then reads what the
-  // kernel still holds and answers it (our own events allow, the rest the
+  // Answers everything, for good: removes the group's marks (so that the
+  // queue ends), stops the thread, answers what is pending, then reads what
+  // the kernel still holds and answers it (our own events allow, the rest the
   // default). The kernel allows whatever is still queued when the group fd
   // closes: without this, a group with default 'deny' would fail open. For
   // close(), env teardown and process exit (every live Reader at exit());
