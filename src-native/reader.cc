@@ -152,7 +152,7 @@ void Reader::Shutdown() {
       // unless the buffer was the trouble: then nothing more can be read.
       if (batch->error == EINVAL || batch->error == EFAULT) break;
       if (batch->error != 0) continue;
-      RoutePermissionEvents(batch.get());  // ours allow, the rest the default
+      RoutePermissionEvents(batch.get());  // ours the self answer, the rest the default
       CloseBatchFds(*batch);
     }
   });

@@ -78,8 +78,8 @@ class Reader {
   void Taken();
   // Answers everything, for good: removes the group's marks (so that the
   // queue ends), stops the thread, answers what is pending, then reads what
-  // the kernel still holds and answers it (our own events allow, the rest the
-  // default). The kernel allows whatever is still queued when the group fd
+  // the kernel still holds and answers it (our own events as allowSelf says,
+  // the rest the default). The kernel allows whatever is still queued when the group fd
   // closes: without this, a group with default 'deny' would fail open. For
   // close(), env teardown and process exit (every live Reader at exit());
   // once only.

@@ -26,16 +26,16 @@ import { constants as C, FAN_DENY_ERRNO } from '../lib/core/constants';
 import { batchViews, EVENT_STRIDE, rowToken } from '../lib/core/event';
 import { groupConfig } from '../lib/core/options';
 import { ChildResult, killAll, start, Started } from './children';
-import { describeRoot, sleep, within } from './helpers';
+import { bound, describeRoot, sleep, within } from './helpers';
 
-jest.setTimeout(60_000);
+jest.setTimeout(bound(60_000));
 
 const DIST = path.join(__dirname, '..', 'dist');
 const CONTENT = 'hello from the watched dir\n';
 const EPERM_TEXT = 'Operation not permitted';
 const EIO = 5, EINVAL = 22;
 
-const cat = (file: string, killAfterMs = 20_000): Started => start('cat', [file], killAfterMs);
+const cat = (file: string, killAfterMs = 20_000): Started => start('cat', [file], bound(killAfterMs));
 
 function expectDenied(r: ChildResult): void {
   expect({ timedOut: r.timedOut, denied: r.code !== 0 && r.stderr.includes(EPERM_TEXT) }).toEqual({ timedOut: false, denied: true });
@@ -47,7 +47,7 @@ function expectAllowed(r: ChildResult): void {
 
 /** Polls pred every 5 ms; rejects after ms. */
 async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
+  const end = Date.now() + bound(ms);
   while (!pred()) {
     if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
     await sleep(5);
@@ -65,7 +65,7 @@ function waitsForAnswer(pid: number): boolean {
 
 /** Spins (the JS thread busy, no loop turn) until every pid waits for an answer. */
 function spinUntilWaiting(pids: number[], ms: number): void {
-  const end = Date.now() + ms;
+  const end = Date.now() + bound(ms);
   while (!pids.every(waitsForAnswer)) if (Date.now() > end) throw new Error(`openers not waiting within ${ms} ms`);
 }
 
@@ -126,7 +126,7 @@ class RawGroup {
 
   /** The next event read (by either thread), within ms. */
   async next(ms = 5000): Promise<RawEvent> {
-    const end = Date.now() + ms;
+    const end = Date.now() + bound(ms);
     for (;;) {
       const ev = this.events.shift();
       if (ev) return ev;
@@ -369,8 +369,8 @@ describeRoot('permission faults', () => {
 
     /** Starts the burst, runs `release` as soon as every opener waits; the burst's tally. */
     async function burst(release: () => void): Promise<{ ok: number; eperm: number; other: number }> {
-      const b = start(burstBin, [file, String(THREADS)], 20_000);
-      const end = Date.now() + 5000;
+      const b = start(burstBin, [file, String(THREADS)], bound(20_000));
+      const end = Date.now() + bound(5000);
       // Spins, so that no loop turn comes between the last opener blocking and release().
       while (threadsWaiting(b.pid) < THREADS) if (Date.now() > end || !b.running()) throw new Error(`burst: ${threadsWaiting(b.pid)} of ${THREADS} openers waiting`);
       release();
@@ -424,7 +424,7 @@ describeRoot('permission faults', () => {
     ] as const)(`%s (%s) with ${THREADS} openers waiting (${ROUNDS} rounds): all denied`, async (how) => {
       const tallies: string[] = [];
       for (let round = 0; round < ROUNDS; round++) {
-        const holder = start(process.execPath, ['-e', HOLDER, DIST, dir, how], 20_000);
+        const holder = start(process.execPath, ['-e', HOLDER, DIST, dir, how], bound(20_000));
         try {
           await until(() => holder.out().includes('ready\n') || !holder.running(), 10_000, 'holder ready');
           expect(holder.out()).toContain('ready\n');
@@ -542,7 +542,7 @@ describeRoot('permission faults', () => {
 
     async function emfileChild(mode: 'flood' | 'stale'): Promise<Record<string, unknown>> {
       // 256 fds: enough for node and the opener's pipes, soon filled.
-      const child = start('prlimit', ['--nofile=256:256', process.execPath, '-e', EMFILE_CHILD, DIST, dir, mode], 20_000);
+      const child = start('prlimit', ['--nofile=256:256', process.execPath, '-e', EMFILE_CHILD, DIST, dir, mode], bound(20_000));
       const r = await within(25_000, child.result, 'EMFILE child');
       expect({ code: r.code, timedOut: r.timedOut, stderr: r.stderr }).toEqual({ code: 0, timedOut: false, stderr: '' });
       const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
