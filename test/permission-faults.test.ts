@@ -421,7 +421,7 @@ describeRoot('permission faults', () => {
     test.each([
       ['exit', 'process.exit()'],
       ['worker', 'the Worker holding the group exits'],
-    ] as const)(`%s (%s) with ${THREADS} openers waiting (${ROUNDS} rounds): all denied`, async (how) => {
+    ] as const)(`%s (%s) with ${THREADS} openers waiting (${ROUNDS} rounds): all denied`, async (how, _what) => {
       const tallies: string[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const holder = start(process.execPath, ['-e', HOLDER, DIST, dir, how], bound(20_000));
