@@ -454,7 +454,8 @@ describeRoot('permission faults', () => {
         try {
           const it = fan.events();
           const a = cat(file);
-          block(200);  // the reader thread reads A and hands it over
+          spinUntilWaiting([a.pid], 3000);  // A's event is queued before B's
+          block(bound(200));  // the reader thread reads A and hands it over
           const b = cat(fileB);
           spinUntilWaiting([b.pid], 3000);
           const first = await nextEvent(it);
