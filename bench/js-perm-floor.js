@@ -7,9 +7,9 @@
 const { binding } = require('../dist/core/binding');
 const { groupConfig } = require('../dist/core/options');
 const { constants: C } = require('../dist/core/constants');
-const { batchViews } = require('../dist/core/event');
+const { batchViews, rowToken } = require('../dist/core/event');
 
-const EV_STRIDE = 10, EV_FD = 4, EV_TOKEN = 9;
+const EV_STRIDE = 10, EV_FD = 4;
 
 const cfg = groupConfig({ class: 'content', permission: { allowSelf: true } });
 let answered = 0;
@@ -22,9 +22,10 @@ binding.mark(group.fd, C.FAN_MARK_ADD, C.FAN_OPEN_PERM | C.FAN_EVENT_ON_CHILD, -
 function consume(batch) {
   for (; batch !== undefined; batch = group.read()) {
     if (typeof batch === 'number') throw new Error(`read: errno ${batch}`);
-    const ev = batchViews(batch).events;
+    const views = batchViews(batch);
+    const ev = views.events;
     for (let row = 0; row < ev.length; row += EV_STRIDE) {
-      const token = ev[row + EV_TOKEN];
+      const token = rowToken(views, row / EV_STRIDE);  // 64-bit: the batch's base plus the row's
       if (token !== 0) group.respond(token, C.FAN_ALLOW, ev[row + EV_FD]);  // the fd closes with the answer
       answered++;
     }

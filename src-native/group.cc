@@ -1,6 +1,7 @@
 #include "group.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,7 +72,7 @@ Napi::Function Group::Define(Napi::Env env) {
                          InstanceMethod<&Group::Read>("read"),
                          InstanceMethod<&Group::Respond>("respond"),
                          InstanceMethod<&Group::AnswerPending>("answerPending"),
-                         InstanceMethod<&Group::PendingCount>("pendingCount"),
+                         InstanceMethod<&Group::AnswerDefault>("answerDefault"),
                          InstanceMethod<&Group::Close>("close"),
                          InstanceMethod<&Group::Ref>("ref"),
                          InstanceMethod<&Group::Unref>("unref"),
@@ -100,9 +101,9 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
   poller_ = std::make_unique<Poller>(loop, fd, [this] { OnReadable(); });
+  poller_->Ref(false);  // until a read waits (SetReadPending)
   on_batch_ = Napi::Persistent(on_batch);
   async_context_ = std::make_unique<Napi::AsyncContext>(env, "fanotify");
-  pending_ = std::make_unique<PendingPermissions>(fd, default_response);
 
   if (permission_class) {
     ReaderOptions reader_options;
@@ -116,22 +117,33 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
     double timeout_ms = options.Get("timeoutMs").ToNumber().DoubleValue();
     reader_options.timeout = std::chrono::milliseconds(
         timeout_ms >= 0 && timeout_ms < 1e12 ? static_cast<int64_t>(timeout_ms) : -1);
+    try {
+      pending_ = std::make_unique<PendingPermissions>(fd, default_response, (event_f_flags & O_ACCMODE) != O_RDONLY);
+    } catch (const std::system_error& e) {
+      throw ErrnoError(env, e.code().value(), "eventfd");
+    }
     sink_ = new Sink(this);
     tsfn_ = Tsfn::New(env, on_batch, "fanotify", 0, 1, sink_,
                       [](Napi::Env, Sink* sink, Sink*) { delete sink; }, sink_);
     tsfn_.Unref(env);  // the poller decides whether the loop stays alive
     Tsfn tsfn = tsfn_;
     Sink* sink = sink_;  // outlives the reader thread, which close() joins first
-    reader_ = std::make_unique<Reader>(fd, pending_.get(), reader_options,
-                                       [tsfn, sink](std::unique_ptr<Batch>& batch) {
-                                         if (!sink->Put(*batch)) return false;
-                                         if (tsfn.NonBlockingCall(batch.get()) != napi_ok) {
-                                           sink->Take(*batch);  // the caller closes them
-                                           return false;
-                                         }
-                                         batch.release();
-                                         return true;
-                                       });
+    try {
+      reader_ = std::make_unique<Reader>(fd, pending_.get(), reader_options,
+                                         [tsfn, sink](std::unique_ptr<Batch>& batch) {
+                                           if (!sink->Put(*batch)) return false;
+                                           if (tsfn.NonBlockingCall(batch.get()) != napi_ok) {
+                                             sink->Take(*batch);  // the caller closes them
+                                             return false;
+                                           }
+                                           batch.release();
+                                           return true;
+                                         });
+    } catch (const std::system_error& e) {
+      CloseGroup();
+      // Its wake-up eventfd, or the thread.
+      throw ErrnoError(env, e.code().value(), std::strncmp(e.what(), "eventfd", 7) == 0 ? "eventfd" : "pthread_create");
+    }
   }
   napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
   cleanup_hook_added_ = true;
@@ -156,8 +168,11 @@ void Group::CloseGroup(bool teardown) {
   // The uv handle goes before the fd it watches.
   if (teardown) poller_->CloseForTeardown();
   poller_.reset();
-  reader_.reset();        // stops and joins the thread
-  pending_->AnswerAll();  // with the default, while every event fd is open
+  // Stops and joins the thread, answers what is pending and what is still in
+  // the kernel queue with the default, while every event fd is open.
+  if (reader_) reader_->Shutdown();
+  reader_.reset();
+  pending_.reset();  // and its placeholder fd
   if (sink_ != nullptr) {
     {
       std::lock_guard<std::mutex> lock(sink_->mu);
@@ -172,21 +187,23 @@ void Group::CloseGroup(bool teardown) {
   fd_.reset();
 }
 
-// A batch as lib/group.ts takes it: the errno of a failed read, or an ArrayBuffer.
+// A batch as lib/core/group.ts takes it: the errno of a failed read, or an ArrayBuffer.
 Napi::Value Group::BatchToJs(Napi::Env env, const Batch& batch, uint32_t dropped) {
   std::vector<int> fds;
   CollectFds(batch.parsed, &fds);
   live_fds_.insert(fds.begin(), fds.end());
   if (batch.error != 0) return Napi::Number::New(env, batch.error);
   // One ArrayBuffer per batch: [event ints, record ints, byte count, events
-  // dropped before it], the event table, the record table, the bytes read
-  // (JavaScript makes the views: one allocation here instead of five, and no
-  // Buffer prototype to set).
+  // dropped before it, token base low, high 32 bits], the event table, the
+  // record table, the bytes read (JavaScript makes the views: one allocation
+  // here instead of five, and no Buffer prototype to set).
   const ParsedBatch& parsed = batch.parsed;
   const int32_t header[kBatchHeaderInts] = {static_cast<int32_t>(parsed.events.size()),
                                             static_cast<int32_t>(parsed.records.size()),
                                             static_cast<int32_t>(batch.bytes.size()),
-                                            static_cast<int32_t>(dropped)};
+                                            static_cast<int32_t>(dropped),
+                                            static_cast<int32_t>(batch.token_base & 0xffffffffu),
+                                            static_cast<int32_t>(batch.token_base >> 32)};
   const size_t events_len = parsed.events.size() * sizeof(int32_t);
   const size_t records_len = parsed.records.size() * sizeof(int32_t);
   auto out = Napi::ArrayBuffer::New(env, sizeof header + events_len + records_len + batch.bytes.size());
@@ -212,7 +229,8 @@ void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* ra
   sink->Take(*batch, &dropped);  // out of transit: from here live_fds_ owns them
   if (sink->group == nullptr) return;  // closed: its fds were closed with it
   Group* group = sink->group;
-  group->read_pending_ = false;  // JavaScript reads again if it wants more
+  group->reader_->Taken();  // the JS thread may read again: nothing older is on its way
+  group->SetReadPending(false);  // JavaScript reads again if it wants more
   try {
     callback.Call({group->BatchToJs(env, *batch, dropped)});
   } catch (const Napi::Error&) {
@@ -239,7 +257,7 @@ void Group::OnReadable() {
   }
   std::unique_ptr<Batch> batch = ReadNow();
   if (!batch) return;  // taken by the reader thread, or all ours: keep waiting
-  read_pending_ = false;
+  SetReadPending(false);
   Napi::HandleScope scope(env_);
   try {
     // MakeCallback: a callback scope, so promises resolved in there settle now.
@@ -266,15 +284,27 @@ Napi::Value Group::Read(const Napi::CallbackInfo& info) {
     if (std::unique_ptr<Batch> batch = ReadNow()) return BatchToJs(info.Env(), *batch, TakeDropped());
   }
   poller_->Start();
-  read_pending_ = true;
+  SetReadPending(true);
   return info.Env().Undefined();
+}
+
+void Group::SetReadPending(bool pending) {
+  read_pending_ = pending;
+  if (poller_) poller_->Ref(ref_ && pending);
+}
+
+// Tokens come from JavaScript as numbers: exact below 2^53 (pending.h).
+static uint64_t TokenArg(const Napi::Value& value) {
+  double token = value.As<Napi::Number>().DoubleValue();
+  return token >= 1 && token < 9007199254740992.0 ? static_cast<uint64_t>(token) : 0;
 }
 
 // respond(token, response, releaseFd, info?) -> 0, ENOENT (not pending) or
 // the kernel's errno. releaseFd (or -1) is released first, as release() does,
 // so that it closes just before the answer is written: one call, not two.
+// It is released whatever the outcome: JavaScript must forget its number.
 Napi::Value Group::Respond(const Napi::CallbackInfo& info) {
-  uint32_t token = info[0].As<Napi::Number>().Uint32Value();
+  uint64_t token = TokenArg(info[0]);
   uint32_t response = info[1].As<Napi::Number>().Uint32Value();
   int release_fd = info[2].As<Napi::Number>().Int32Value();
   if (release_fd >= 0) ReleaseFd(release_fd, token);
@@ -285,17 +315,20 @@ Napi::Value Group::Respond(const Napi::CallbackInfo& info) {
     extra = buf.Data();
     extra_len = buf.Length();
   }
-  int err = closed_ ? ENOENT : pending_->Answer(token, response, extra, extra_len);
+  int err = closed_ || !pending_ ? ENOENT : pending_->Answer(token, response, extra, extra_len);
   return Napi::Number::New(info.Env(), err);
 }
 
 Napi::Value Group::AnswerPending(const Napi::CallbackInfo& info) {
-  if (!closed_) pending_->AnswerAll();
+  if (!closed_ && pending_) pending_->AnswerAll();
   return info.Env().Undefined();
 }
 
-Napi::Value Group::PendingCount(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), closed_ ? 0 : static_cast<double>(pending_->size()));
+// answerDefault(token): for an event JavaScript drops unseen (FAN_DENY if the
+// kernel refuses the default).
+Napi::Value Group::AnswerDefault(const Napi::CallbackInfo& info) {
+  if (!closed_ && pending_) pending_->AnswerDefault(TokenArg(info[0]));
+  return info.Env().Undefined();
 }
 
 Napi::Value Group::Close(const Napi::CallbackInfo& info) {
@@ -303,28 +336,32 @@ Napi::Value Group::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Whether a waiting read keeps the process alive: the poll handle is active
-// exactly while a read waits, so its ref state is the answer.
+// Whether a waiting read keeps the process alive. The poll handle may stay
+// active between reads (Stop() is lazy), so it is referenced only while a
+// read waits: whether the process stays alive never depends on what came
+// after the last read.
 Napi::Value Group::Ref(const Napi::CallbackInfo& info) {
-  if (poller_) poller_->Ref(true);
+  ref_ = true;
+  SetReadPending(read_pending_);
   return info.Env().Undefined();
 }
 
 Napi::Value Group::Unref(const Napi::CallbackInfo& info) {
-  if (poller_) poller_->Ref(false);
+  ref_ = false;
+  SetReadPending(read_pending_);
   return info.Env().Undefined();
 }
 
 // release(fd, token): JavaScript is done with an event fd (or pidfd). A
 // permission event's fd waits for its answer, then closes with it.
 Napi::Value Group::Release(const Napi::CallbackInfo& info) {
-  ReleaseFd(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value());
+  ReleaseFd(info[0].As<Napi::Number>().Int32Value(), TokenArg(info[1]));
   return info.Env().Undefined();
 }
 
-void Group::ReleaseFd(int fd, uint32_t token) {
+void Group::ReleaseFd(int fd, uint64_t token) {
   if (live_fds_.erase(fd) == 0) return;  // not ours (any more)
-  if (token != 0 && !closed_ && pending_->ReleaseWhenAnswered(token)) return;
+  if (token != 0 && !closed_ && pending_ && pending_->ReleaseWhenAnswered(token)) return;
   close(fd);
 }
 

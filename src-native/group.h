@@ -17,8 +17,8 @@
 
 namespace fan {
 
-// Ints before the tables in a batch's ArrayBuffer (lib/event.ts batchViews()).
-constexpr size_t kBatchHeaderInts = 4;
+// Ints before the tables in a batch's ArrayBuffer (lib/core/event.ts batchViews()).
+constexpr size_t kBatchHeaderInts = 6;
 // Events the reader thread may queue for a JS thread that does not take them
 // (blocked, or busy for long): past this they are answered with the default at
 // once and their fds closed, instead of holding an fd each until EMFILE.
@@ -41,7 +41,7 @@ class Group : public Napi::ObjectWrap<Group> {
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value Respond(const Napi::CallbackInfo& info);
   Napi::Value AnswerPending(const Napi::CallbackInfo& info);
-  Napi::Value PendingCount(const Napi::CallbackInfo& info);
+  Napi::Value AnswerDefault(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
@@ -56,19 +56,22 @@ class Group : public Napi::ObjectWrap<Group> {
   std::unique_ptr<Batch> ReadNow();
   // Closes an fd handed to JavaScript, or, for a pending permission event's
   // fd (token != 0), has it closed with the answer.
-  void ReleaseFd(int fd, uint32_t token);
+  void ReleaseFd(int fd, uint64_t token);
   void OnReadable();
+  // A read waits for a batch (or no longer): only then may the poll handle
+  // keep the loop alive, and only while ref() is in force.
+  void SetReadPending(bool pending);
   void CloseGroup(bool teardown = false);
   static void OnEnvCleanup(void* group);
 
   Napi::Env env_;
   UniqueFd fd_;
   std::vector<uint8_t> scratch_;  // the JS thread's read() buffer
-  std::unique_ptr<PendingPermissions> pending_;
   std::unique_ptr<Poller> poller_;
   Napi::FunctionReference on_batch_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
   // Permission groups only:
+  std::unique_ptr<PendingPermissions> pending_;
   std::unique_ptr<Reader> reader_;
   Tsfn tsfn_;
   Sink* sink_ = nullptr;
@@ -77,6 +80,7 @@ class Group : public Napi::ObjectWrap<Group> {
   // closed with the group, so a terminated Worker leaks none.
   std::unordered_set<int> live_fds_;
   bool read_pending_ = false;  // JavaScript waits for a batch
+  bool ref_ = true;            // ref() / unref()
   // The last read took less than half the buffer: the kernel's queue was
   // empty then, and a read now would most likely return EAGAIN.
   bool drained_ = false;

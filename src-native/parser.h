@@ -1,5 +1,5 @@
 // The fanotify read() buffer parser. Plain C++ over a byte span, no N-API, so it
-// can be unit-tested and fuzzed on its own (see test/ and, later, fuzz/).
+// can be unit-tested and fuzzed on its own (test/parser.test.ts, test/fuzz/).
 //
 // The output is two flat int32 tables that JavaScript decodes lazily: building
 // objects in C++ costs one N-API call per property, a table costs one per batch.
@@ -22,7 +22,7 @@ enum EventField {
   kEvFirstRecord,  // index of the first row in the record table
   kEvRecordCount,  // rows in the record table
   kEvFlags,        // EventFlag bits
-  kEvToken,        // filled by the reader: permission-event token, 0 if none
+  kEvToken,        // filled by the reader: permission-event token minus the batch's base, 0 if none
   kEventStride
 };
 

@@ -1,72 +1,53 @@
 #include "pending.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <cstring>
-#include <type_traits>
+#include <system_error>
 
 #include "uapi.h"
 
 namespace fan {
-namespace {
 
-// Every live table, so that exit() can answer what is pending: process.exit()
-// runs no env cleanup hooks, but it does run atexit handlers. A list through
-// the tables themselves under a constant-initialized mutex: nothing allocated
-// (a heap registry leaked when a Worker-only process unloaded the addon) and
-// nothing with a destructor that could run before the atexit handler.
-std::mutex registry_mu;
-PendingPermissions* registry_head = nullptr;
-static_assert(std::is_trivially_destructible_v<std::mutex>, "registry_mu must outlive exit()");
-
-}  // namespace
-
-PendingPermissions::PendingPermissions(int group_fd, uint32_t default_response)
+PendingPermissions::PendingPermissions(int group_fd, uint32_t default_response, bool writable_fds)
     : group_fd_(group_fd), default_response_(default_response) {
-  static std::once_flag once;
-  std::call_once(once, [] { std::atexit(AnswerAllAtExit); });
-  std::lock_guard<std::mutex> lock(registry_mu);
-  next_live_ = registry_head;
-  if (next_live_ != nullptr) next_live_->prev_live_ = this;
-  registry_head = this;
+  if (!writable_fds) return;
+  placeholder_.reset(eventfd(0, EFD_CLOEXEC));
+  if (!placeholder_.valid()) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
 
-PendingPermissions::~PendingPermissions() {
-  {
-    std::lock_guard<std::mutex> lock(registry_mu);
-    if (prev_live_ != nullptr) prev_live_->next_live_ = next_live_;
-    else registry_head = next_live_;
-    if (next_live_ != nullptr) next_live_->prev_live_ = prev_live_;
-  }
-  AnswerAll();
-}
+PendingPermissions::~PendingPermissions() { AnswerAll(true); }
 
-void PendingPermissions::AnswerAllAtExit() {
-  std::lock_guard<std::mutex> lock(registry_mu);
-  for (PendingPermissions* table = registry_head; table != nullptr; table = table->next_live_)
-    table->AnswerAll();
-}
-
-uint32_t PendingPermissions::Add(int event_fd, Clock::time_point deadline) {
+uint64_t PendingPermissions::Add(int event_fd, Clock::time_point deadline) {
   std::lock_guard<std::mutex> lock(mu_);
-  uint32_t token = next_token_++;
-  if (next_token_ == 0) next_token_ = 1;  // 0 means "no token" to JavaScript
-  entries_[token] = Entry{event_fd, deadline};
+  if (shut_) {
+    Entry entry{event_fd, deadline};
+    AnswerDefaultLocked(entry);
+    return 0;
+  }
+  uint64_t token = next_token_++;
+  entries_.emplace(token, Entry{event_fd, deadline});
   return token;
 }
 
 int PendingPermissions::WriteLocked(Entry& entry, uint32_t response, const void* info,
                                     size_t info_len) {
   if (info_len > kMaxInfoLen) return EINVAL;
-  // A released fd closes before the answer wakes the waiter: an exec allowed
-  // while our fd (opened for writing with 'rw') is still open fails with
-  // ETXTBSY. The kernel matches the answer by fd number against the events in
-  // read order, so a number reused meanwhile by a newer event is harmless.
-  if (entry.close_on_answer && !entry.fd_closed) {
-    close(entry.fd);
-    entry.fd_closed = true;
+  // A released writable fd's file goes before the answer wakes the waiter:
+  // an exec allowed while our fd (opened for writing with 'rw') is still open
+  // fails with ETXTBSY. Its number stays ours (the placeholder) until the
+  // answer is taken; should dup3() fail, the file stays open through the
+  // write instead. (A read-only fd just closes after the answer: a dup3()
+  // costs about a microsecond per answer.)
+  if (entry.close_on_answer && placeholder_.valid() && !entry.file_dropped) {
+    int r;
+    do {
+      r = dup3(placeholder_.get(), entry.fd, O_CLOEXEC);
+    } while (r < 0 && (errno == EINTR || errno == EBUSY));
+    entry.file_dropped = r >= 0;
   }
   // One write(), not writev(): fanotify has no write_iter, so writev() would
   // hand the kernel the response and its info record as separate writes.
@@ -81,26 +62,37 @@ int PendingPermissions::WriteLocked(Entry& entry, uint32_t response, const void*
   return n < 0 ? errno : 0;
 }
 
-int PendingPermissions::Answer(uint32_t token, uint32_t response, const void* info,
+void PendingPermissions::Forget(Entry& entry) {
+  if (entry.close_on_answer) close(entry.fd);
+}
+
+void PendingPermissions::AnswerDefaultLocked(Entry& entry) {
+  int err = WriteLocked(entry, default_response_, nullptr, 0);
+  if (err != 0 && err != ENOENT && default_response_ != FAN_DENY) WriteLocked(entry, FAN_DENY, nullptr, 0);
+  Forget(entry);
+}
+
+int PendingPermissions::Answer(uint64_t token, uint32_t response, const void* info,
                                size_t info_len) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(token);
   if (it == entries_.end()) return ENOENT;
   int err = WriteLocked(it->second, response, info, info_len);
-  if (err != 0 && err != ENOENT) return err;  // refused: still pending
+  if (err != 0 && err != ENOENT) return err;  // refused: still pending, under its number
+  Forget(it->second);
   entries_.erase(it);
   return 0;
 }
 
-void PendingPermissions::AnswerDefault(uint32_t token) {
+void PendingPermissions::AnswerDefault(uint64_t token) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(token);
   if (it == entries_.end()) return;
-  WriteLocked(it->second, default_response_, nullptr, 0);
+  AnswerDefaultLocked(it->second);
   entries_.erase(it);
 }
 
-bool PendingPermissions::ReleaseWhenAnswered(uint32_t token) {
+bool PendingPermissions::ReleaseWhenAnswered(uint64_t token) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(token);
   if (it == entries_.end()) return false;
@@ -112,7 +104,7 @@ void PendingPermissions::AnswerExpired(Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.deadline <= now) {
-      WriteLocked(it->second, default_response_, nullptr, 0);
+      AnswerDefaultLocked(it->second);
       it = entries_.erase(it);
     } else {
       ++it;
@@ -120,10 +112,11 @@ void PendingPermissions::AnswerExpired(Clock::time_point now) {
   }
 }
 
-void PendingPermissions::AnswerAll() {
+void PendingPermissions::AnswerAll(bool shut) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [token, entry] : entries_) WriteLocked(entry, default_response_, nullptr, 0);
+  for (auto& [token, entry] : entries_) AnswerDefaultLocked(entry);
   entries_.clear();
+  if (shut) shut_ = true;
 }
 
 PendingPermissions::Clock::time_point PendingPermissions::NextDeadline() {
@@ -132,11 +125,6 @@ PendingPermissions::Clock::time_point PendingPermissions::NextDeadline() {
   for (auto& [token, entry] : entries_)
     if (entry.deadline < next) next = entry.deadline;
   return next;
-}
-
-size_t PendingPermissions::size() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return entries_.size();
 }
 
 }  // namespace fan

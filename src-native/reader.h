@@ -9,7 +9,8 @@
 // (perhaps in one of our own opens), and the thread reads them itself: it
 // answers this process's own events "allow" at once and hands the rest over.
 // It also answers events whose deadline passed, whatever the JS thread is
-// doing. No N-API in here.
+// doing, and, when the group goes away, everything still pending or queued
+// (Shutdown). No N-API in here.
 #pragma once
 
 #include <atomic>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -31,6 +33,9 @@ struct Batch {
   std::vector<uint8_t> bytes;
   ParsedBatch parsed;
   int error = 0;  // errno of a failed read(); then there are no events
+  // A row's kEvToken is its token minus this (0: none), so that 64-bit
+  // tokens fit the int32 table (PendingPermissions::Add).
+  uint64_t token_base = 0;
 };
 
 // Closes the fds a batch carries; for a batch that will never reach JavaScript.
@@ -59,24 +64,38 @@ class Reader {
   using Deliver = std::function<bool(std::unique_ptr<Batch>&)>;
 
   Reader(int group_fd, PendingPermissions* pending, ReaderOptions options, Deliver deliver);
-  ~Reader();  // stops and joins
+  ~Reader();  // Shutdown()
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
-  // Reads one batch now if the kernel has events (non-blocking), files its
-  // permission events and answers our own; null when there is nothing left to
-  // hand over. Called by the JS thread and by the reader thread, each with a
-  // scratch buffer of its own.
+  // The JS thread's read: one batch now if the kernel has events
+  // (non-blocking), its permission events filed and our own answered; null
+  // when there is nothing to hand over, and while batches the reader thread
+  // read are still on their way to JavaScript (they are older: events reach
+  // JavaScript in the kernel's order).
   std::unique_ptr<Batch> ReadNow(std::vector<uint8_t>& scratch);
-  void Stop();
+  // JavaScript took a batch the reader thread handed over.
+  void Taken();
+  // Answers everything, for good: removes the group's marks (so that the
+  // queue ends), stops the thread, answers what is pending, then reads what
+  // the kernel still holds and answers it (our own events as allowSelf says,
+  // the rest the default). The kernel allows whatever is still queued when the group fd
+  // closes: without this, a group with default 'deny' would fail open. For
+  // close(), env teardown and process exit (every live Reader at exit());
+  // once only.
+  void Shutdown();
 
  private:
   void Run();
+  void Stop();
   void Wake();
   bool IsSelf(int pid) const;
-  // Files permission events in the pending table, answers our own, and removes
-  // the rows of the ones answered here.
+  // Files permission events in the pending table, answers our own (and,
+  // once the table is shut, the rest), and removes the rows answered here.
   void RoutePermissionEvents(Batch* batch);
+  // read() and RoutePermissionEvents(); caller holds read_mu_.
+  std::unique_ptr<Batch> ReadLocked(std::vector<uint8_t>& scratch);
+  static void ShutdownAllAtExit();
 
   int group_fd_;
   PendingPermissions* pending_;
@@ -84,12 +103,20 @@ class Reader {
   Deliver deliver_;
   UniqueFd wake_fd_;
   pid_t self_pid_;
+  // Held from a read() to the hand-over of its batch, so that the JS thread
+  // never reads past a batch the reader thread has read and not handed over.
+  std::mutex read_mu_;
+  size_t handed_over_ = 0;  // batches on their way to JavaScript (read_mu_)
   std::atomic<uint64_t> reads_{0};  // batches read, by either thread
   // When the reader thread wakes up next on its own (steady-clock ticks):
   // events filed on the JS thread wake it only if their deadline is earlier.
   std::atomic<int64_t> next_wakeup_{0};
   std::atomic<bool> stopping_{false};
+  std::once_flag shutdown_once_;
   std::thread thread_;
+  // The other live Readers (reader.cc's registry, guarded by its mutex).
+  Reader* prev_live_ = nullptr;
+  Reader* next_live_ = nullptr;
 };
 
 }  // namespace fan

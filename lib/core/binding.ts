@@ -16,8 +16,8 @@ export interface NativeGroupOptions {
 /**
  * A batch as the addon hands it over: the errno of a failed read, or one
  * ArrayBuffer holding [event ints, record ints, byte count, events dropped
- * before it] (4 int32), the event table, the record table and the bytes read
- * (see batchViews()).
+ * before it, token base low, high 32 bits] (6 int32), the event table, the
+ * record table and the bytes read (see batchViews()).
  */
 export type RawBatch = number | ArrayBuffer;
 export type BatchCallback = (batch: RawBatch) => void;
@@ -27,16 +27,21 @@ export interface NativeGroup {
   /** A batch if the kernel has events now; else undefined and onBatch gets it later. */
   read(): RawBatch | undefined;
   /**
-   * 0 when answered, ENOENT when not pending, else the kernel's errno.
-   * releaseFd (or -1): released first, so it closes just before the answer.
+   * 0 when answered, ENOENT when not pending, else the kernel's errno (the
+   * event stays pending). releaseFd (or -1): released first, whatever the
+   * outcome, so that it closes just before the answer. Tokens are integers
+   * below 2^53 (src-native/pending.h).
    */
   respond(token: number, response: number, releaseFd: number, info?: Buffer): number;
+  /** Answers every pending event with the default. */
   answerPending(): void;
+  /** Answers one pending event with the default (FAN_DENY if the kernel refuses it). */
+  answerDefault(token: number): void;
   /** JavaScript is done with an event fd or pidfd (token: its permission event, or 0). */
   release(fd: number, token: number): void;
   /** The caller owns the fd from now on; false if it was not the group's. */
   keep(fd: number): boolean;
-  pendingCount(): number;
+  /** Answers what is pending and still queued in the kernel, and closes the group. */
   close(): void;
   ref(): void;
   unref(): void;

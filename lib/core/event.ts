@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { binding } from './binding';
 import { constants as C, PERMISSION_EVENTS } from './constants';
 import { errnoName } from './errno';
-import { invalidArg, stateError } from './errors';
+import { invalidArg, stateError, systemError } from './errors';
 import { FileId, formatFsid, makeFileId, u32At } from './fileid';
 import { Decision, EVENT_BITS, EventName, RespondOptions } from './options';
 
@@ -13,19 +13,28 @@ import { Decision, EVENT_BITS, EventName, RespondOptions } from './options';
 const EV = { offset: 0, length: 1, maskLo: 2, maskHi: 3, fd: 4, pid: 5, firstRecord: 6, recordCount: 7, flags: 8, token: 9, stride: 10 } as const;
 const REC = { type: 0, offset: 1, length: 2, valid: 3, a: 4, b: 5, c: 6, d: 7, e: 8, stride: 9 } as const;
 const MALFORMED = 1;
+const ENOENT = 2;
 export const EVENT_STRIDE = EV.stride;
 
 export interface Batch {
   bytes: Buffer;
   events: Int32Array;
   records: Int32Array;
+  /** A row's token is this plus the row's token field (0: none); see src-native/reader.h Batch. */
+  tokenBase?: number;
 }
 
 // Ints before the tables: src-native/group.h kBatchHeaderInts.
-const HEADER_INTS = 4;
+const HEADER_INTS = 6;
 
 /** A row's event fd, or a negative value (FAN_NOFD, -errno). */
 export const rowFd = (batch: Batch, row: number): number => batch.events[row * EV.stride + EV.fd];
+
+/** A row's permission-event token (what the addon answers by), 0 if none. */
+export function rowToken(batch: Batch, row: number): number {
+  const offset = batch.events[row * EV.stride + EV.token];
+  return offset === 0 ? 0 : (batch.tokenBase ?? 0) + offset;
+}
 
 /** The 64-bit mask of the event row starting at `at`, as a number. */
 const maskAt = (t: Int32Array, at: number): number => (t[at + EV.maskLo] >>> 0) + (t[at + EV.maskHi] >>> 0) * 2 ** 32;
@@ -51,13 +60,19 @@ export function batchViews(raw: ArrayBuffer): Batch & { dropped: number } {
   const events = new Int32Array(raw, start, eventInts);
   const records = new Int32Array(raw, start + eventInts * 4, recordInts);
   const bytes = Buffer.from(raw, start + (eventInts + recordInts) * 4, header[2]);
-  return { bytes, events, records, dropped: header[3] };
+  const tokenBase = (header[4] >>> 0) + (header[5] >>> 0) * 2 ** 32;
+  return { bytes, events, records, tokenBase, dropped: header[3] };
 }
 
 /** What the event needs from its group, which owns every fd it hands over. */
 export interface EventOwner {
-  /** Answers; `releaseFd` (or -1) is closed just before the answer is written. */
-  respond(token: number, decision: Decision, audit: unknown, releaseFd: number): void;
+  /**
+   * Checks the answer (throws before anything is written), then writes it:
+   * 0, ENOENT (not pending any more) or the kernel's errno. `releaseFd` (or
+   * -1) is given up in any case once the write is tried: closed just before
+   * the answer is written, or at once when the event is not pending.
+   */
+  respond(token: number, decision: Decision, audit: unknown, releaseFd: number): number;
   /** Done with an fd: closed now, or with the answer of a pending permission event. */
   release(fd: number, token: number): void;
   /** The caller takes the fd over. */
@@ -144,7 +159,7 @@ export class FanotifyEvent {
     this.#batch = batch;
     this.#row = row;
     this.#owner = owner;
-    this.#token = t[row + EV.token];
+    this.#token = rowToken(batch, index);
     this.mask = maskAt(t, row);
     this.isDir = (t[row + EV.maskLo] & C.FAN_ONDIR) !== 0;
     this.pid = t[row + EV.pid];
@@ -204,7 +219,19 @@ export class FanotifyEvent {
     // Our fd closes before the waiter wakes (an exec fails with ETXTBSY while
     // a writable fd of the file is open).
     const releaseFd = this.fd !== null && !this.#fdKept ? this.fd : -1;
-    this.#owner.respond(this.#token, decision, options.audit ?? false, releaseFd);
+    const err = this.#owner.respond(this.#token, decision, options.audit ?? false, releaseFd);
+    // Given up whatever the outcome: the number may name another file by now.
+    if (releaseFd >= 0) this.fd = null;
+    if (err === ENOENT) {
+      this.#responded = true;
+      throw stateError('ERR_ALREADY_RESPONDED',
+        'this permission event was already answered with the default (its timeout passed, or the group was closed, or the loop ended)');
+    }
+    if (err !== 0) {
+      throw systemError(err, 'write', {
+        details: `the kernel refused the answer ${JSON.stringify(decision)}; the event is still pending: answer it otherwise, or its timeout will`,
+      });
+    }
     this.#responded = true;
     this.fd = null;
   }
@@ -219,8 +246,8 @@ export class FanotifyEvent {
   }
 
   /** Answers with the group's default, for an event that is dropped unseen. */
-  _answerDefault(native: { respond(token: number, response: number, releaseFd: number): number }, response: number): void {
-    if (this.#token !== 0 && !this.#responded) native.respond(this.#token, response, -1);
+  _answerDefault(native: { answerDefault(token: number): void }): void {
+    if (this.#token !== 0 && !this.#responded) native.answerDefault(this.#token);
     this.#responded = true;
   }
 

@@ -14,7 +14,6 @@ import {
 } from './options';
 
 const AT_FDCWD = -100;
-const ENOENT = 2;
 // Permission groups are read all the time (see the README's design notes), so
 // what nobody consumes piles up here. Past this many events (the kernel's
 // default max_queued_events), new ones are answered with the default, dropped,
@@ -32,7 +31,24 @@ interface Waiter {
   reject(err: unknown): void;
   /** The iterator ends (no more events, an error, an abort). */
   end(): void;
+  iteration: Iteration;
 }
+
+// One events() iterator's state. Nothing in it (nor in its abort listener)
+// refers to the iterator object, so that an iterator dropped unfinished can
+// be collected, and its listener taken off the signal then.
+interface Iteration {
+  finished: boolean;
+  /** An abort that came while no next() waited: the next next() rejects with it. */
+  aborted: Error | null;
+  /** Ends the iteration: default answers for what was handed over, listener off. */
+  finish(): void;
+  /** Takes the abort listener off the signal. */
+  detach(): void;
+}
+
+// Iterators dropped without finishing: their abort listeners go with them.
+const abortListeners = new FinalizationRegistry<() => void>((detach) => detach());
 
 export interface EventsOptions {
   signal?: AbortSignal;
@@ -164,51 +180,82 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     const signal = options.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal))
       throw invalidArg('options.signal', signal, 'must be an AbortSignal');
-    const onAbort = () => this.#stopIteration(abortError(signal!.reason));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    let finished = false;
     this.#abandoned = false;
-    const finish = () => {
-      finished = true;
-      this.#abandoned = true;
-      signal?.removeEventListener('abort', onAbort);
-      this.#endStep();
-      // Breaking out, throwing in the loop body or aborting: nobody will answer
-      // what was handed over, so the default answers it now.
-      this.#answerHandedOver();
-    };
+    this.#readError = null;  // a read error of an earlier loop is not this one's
+    const state = this.#iteration(signal);
     const iterator: AsyncIterableIterator<FanotifyEvent> = {
       next: () => {
-        if (finished) return Promise.resolve({ done: true, value: undefined });
+        if (state.aborted) {
+          const err = state.aborted;
+          state.aborted = null;
+          return Promise.reject(err);
+        }
+        if (state.finished) return Promise.resolve({ done: true, value: undefined });
         if (signal?.aborted) {
-          finish();
+          state.finish();
           return Promise.reject(abortError(signal.reason));
         }
         // Fast path: events already read are handed out without waiting.
         const value = this.#shift();
         if (value !== null) return Promise.resolve({ done: false, value });
         if (this.#waiter) {
-          finish();
+          state.finish();
           return Promise.reject(stateError('ERR_FANOTIFY_CONCURRENT_NEXT', 'another next() is already waiting for this group'));
         }
         return new Promise<IteratorResult<FanotifyEvent>>((resolve, reject) => {
-          this.#waiter = { resolve, reject, end: finish };
+          this.#waiter = { resolve, reject, end: state.finish, iteration: state };
           this.#pump();
         });
       },
       return: async () => {
-        if (!finished) finish();
+        state.finish();
         return { done: true, value: undefined };
       },
       throw: async (err) => {
-        if (!finished) finish();
+        state.finish();
         throw err;
       },
       [Symbol.asyncIterator]() {
         return iterator;
       },
     };
+    if (signal) abortListeners.register(iterator, state.detach, state);
     return iterator;
+  }
+
+  /** The state of a new iteration, listening to `signal`. */
+  #iteration(signal: AbortSignal | undefined): Iteration {
+    const onAbort = () => {
+      if (state.finished) return;
+      const err = abortError(signal!.reason);
+      state.finish();
+      const waiter = this.#waiter;
+      if (waiter?.iteration === state) {
+        this.#waiter = null;
+        waiter.reject(err);
+      } else {
+        state.aborted = err;  // for the next next()
+      }
+    };
+    const state: Iteration = {
+      finished: false,
+      aborted: null,
+      // Breaking out, throwing in the loop body or aborting: nobody will
+      // answer what was handed over, so the default answers it now (and,
+      // until a new loop starts, every permission event that comes).
+      finish: () => {
+        if (state.finished) return;
+        state.finished = true;
+        this.#abandoned = true;
+        state.detach();
+        abortListeners.unregister(state);
+        this.#endStep();
+        this.#answerHandedOver();
+      },
+      detach: () => signal?.removeEventListener('abort', onAbort),
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    return state;
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<FanotifyEvent> {
@@ -311,7 +358,8 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   #queueBatch(raw: RawBatch): void {
     if (this.#closed) return;
     if (typeof raw === 'number') {
-      this.#readError = systemError(raw, 'read');
+      // For the loop that runs; none runs once a loop ended (events() clears it too).
+      if (!this.#abandoned) this.#readError = systemError(raw, 'read');
     } else {
       const batch = batchViews(raw);
       const rows = batch.events.length / EVENT_STRIDE;
@@ -339,15 +387,8 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   /** Answers (with the default) and closes an event nobody will see. */
   #drop(batch: Batch, row: number, isPermission: boolean): void {
     const ev = new FanotifyEvent(batch, row, this.#owner, this.#config.report.pidfd);
-    if (isPermission) ev._answerDefault(this.#native, this.#config.defaultResponse);
+    if (isPermission) ev._answerDefault(this.#native);
     ev._release();
-  }
-
-  #stopIteration(err: Error): void {
-    const waiter = this.#waiter;
-    this.#waiter = null;
-    waiter?.end();
-    waiter?.reject(err);
   }
 
   #endStep(): void {
@@ -362,7 +403,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     this.#queue.markAnswered();
   }
 
-  #respond(token: number, decision: Decision, audit: unknown, releaseFd: number): void {
+  #respond(token: number, decision: Decision, audit: unknown, releaseFd: number): number {
     const cfg = this.#config;
     const info = typeof audit === 'boolean' ? undefined : auditRuleInfo(audit, 'options.audit');
     if (audit !== false && !cfg.audit) throw invalidArg('options.audit', audit, 'needs the group option audit: true (FAN_ENABLE_AUDIT)');
@@ -373,11 +414,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     if (info && lacks('auditRule'))
       throw unsupported('auditRule', { syscall: 'write', instead: 'Answer with { audit: true } instead.' });
     if (info) response = (response | C.FAN_INFO) >>> 0;
-    const err = this.#native.respond(token, response, releaseFd, info);
-    if (err === ENOENT)
-      throw stateError('ERR_ALREADY_RESPONDED',
-        'this permission event was already answered with the default (its timeout passed, or the group was closed, or the loop ended)');
-    if (err !== 0) throw systemError(err, 'write', { details: `response 0x${response.toString(16)}` });
+    return this.#native.respond(token, response, releaseFd, info);
   }
 }
 

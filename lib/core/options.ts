@@ -1,5 +1,5 @@
 // Options and names -> fanotify_init / fanotify_mark flags, with validation.
-import { constants as C, FAN_DENY_ERRNO, PERMISSION_EVENTS } from './constants';
+import { constants as C, FAN_DENY_ERRNO } from './constants';
 import { errnoNumber } from './errno';
 import { invalidArg } from './errors';
 
@@ -312,8 +312,4 @@ export function markFlags(options: MarkOptions = {}): { flags: number; scope: Sc
     if (surv || scope !== 'inode') flags |= C.FAN_MARK_IGNORED_SURV_MODIFY;
   }
   return { flags, scope };
-}
-
-export function isPermissionMask(mask: number): boolean {
-  return (mask & PERMISSION_EVENTS) !== 0;
 }
