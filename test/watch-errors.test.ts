@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { ErrorWatcher, FsErrorEvent, watchErrors } from '../lib';
 import { LoopImage } from '../lib/testing';
 import { bound, describeRoot, openFdCount, packageForNobody, removePackageForNobody, sleep, within } from './helpers';
+import { withQueueLimit } from './queue-limit';
 
 afterAll(removePackageForNobody);
 
@@ -180,6 +181,97 @@ describeRoot('watchErrors', () => {
         expect(events.length).toBeLessThanOrEqual(2);
         expect(events.reduce((n, e) => n + e.count, 0)).toBe(2);
         for (const e of events) expect(e).toMatchObject({ errno: 117, code: 'EFSCORRUPTED' });
+      } finally {
+        await watcher?.close();
+        await img.dispose();
+      }
+    });
+
+    // ext4 keeps the location of its last error only (sysfs last_error_*),
+    // and publishes it after the event is queued. Two errors from two
+    // processes are two events (the kernel merges only errors of one
+    // process): when both are queued before the read, the record is the
+    // second's, so the first event must not get it; the second must.
+    test('two errors of two processes queued before a read: each detail is its own error or absent', async () => {
+      const img = await LoopImage.create({ mountOptions: ['errors=continue'], files: { 'a/bad/f': 'x', 'b/': '' } });
+      let watcher: ErrorWatcher | undefined;
+      try {
+        const badIno = fs.statSync(path.join(img.mountPoint, 'a/bad')).ino;
+        const bIno = fs.statSync(path.join(img.mountPoint, 'b')).ino;
+        await img.corruptInode('a/bad');
+        await img.linkToInode('b/link', 1);
+        watcher = watchErrors({ paths: [img.mountPoint] });
+        expect(errnoOf(() => fs.readdirSync(path.join(img.mountPoint, 'a/bad')))).toBe(EFSCORRUPTED);
+        expect(spawnSync('stat', [path.join(img.mountPoint, 'b/link')]).status).not.toBe(0);  // another pid
+        await img.waitForErrorCount(2);
+        const reader = new Reader(watcher);
+        const first = await reader.first('the first error');
+        const second = await reader.first('the second error', () => true, 1000);
+        expect(first).toMatchObject({ count: 1, inode: { ino: BigInt(badIno) } });
+        expect(second).toMatchObject({ count: 1, inode: { ino: BigInt(bIno) } });
+        // ext4's record names the second error's inode: it is the second's.
+        expect(first.detail).toBeUndefined();
+        expect(second.detail).toMatchObject({ function: 'ext4_lookup', inode: bIno });
+      } finally {
+        await watcher?.close();
+        await img.dispose();
+      }
+    });
+
+    // Errors of one process merge into one event that names the first
+    // error's inode; ext4's record is the last error's. They disagree here
+    // (two inodes): no detail rather than another error's.
+    test('two errors on two inodes merged into one event (count 2): no detail of the other inode', async () => {
+      const img = await LoopImage.create({ mountOptions: ['errors=continue'], files: { 'a/bad/f': 'x', 'b/': '' } });
+      let watcher: ErrorWatcher | undefined;
+      try {
+        const badIno = fs.statSync(path.join(img.mountPoint, 'a/bad')).ino;
+        await img.corruptInode('a/bad');
+        await img.linkToInode('b/link', 1);
+        watcher = watchErrors({ paths: [img.mountPoint] });
+        expect(errnoOf(() => fs.readdirSync(path.join(img.mountPoint, 'a/bad')))).toBe(EFSCORRUPTED);
+        expect(errnoOf(() => fs.statSync(path.join(img.mountPoint, 'b/link')))).toBe(EFSCORRUPTED);
+        await img.waitForErrorCount(2);
+        const reader = new Reader(watcher);
+        const e = await reader.first('the merged errors');
+        expect(await reader.drain(300)).toEqual([]);
+        expect(e).toMatchObject({ count: 2, inode: { ino: BigInt(badIno) } });
+        expect(e.detail).toBeUndefined();
+        // The next error is matched again: ext4's count is in step.
+        await img.triggerError('after the merged ones');
+        const next = await reader.first('the triggered error');
+        expect(next).toMatchObject({ count: 1, detail: { function: 'trigger_test_error' } });
+      } finally {
+        await watcher?.close();
+        await img.dispose();
+      }
+    });
+
+    // Errors of different processes do not merge, so a full queue can lose
+    // some: the watcher says so, and counts ext4's errors from there.
+    test('a queue overflow is an event with overflow: true; the next error has its own detail', async () => {
+      const img = await LoopImage.create({ mountOptions: ['errors=continue'], files: { 'a/bad/f': 'x', 'b/': '' } });
+      let watcher: ErrorWatcher | undefined;
+      try {
+        const badIno = fs.statSync(path.join(img.mountPoint, 'a/bad')).ino;
+        await img.corruptInode('a/bad');
+        await img.linkToInode('b/link', 1);
+        watcher = withQueueLimit(1, () => watchErrors({ paths: [img.mountPoint] }));
+        expect(errnoOf(() => fs.readdirSync(path.join(img.mountPoint, 'a/bad')))).toBe(EFSCORRUPTED);
+        for (let i = 0; i < 2; i++) expect(spawnSync('stat', [path.join(img.mountPoint, 'b/link')]).status).not.toBe(0);
+        await img.waitForErrorCount(3);
+        const reader = new Reader(watcher);
+        const first = await reader.first('the first error');
+        expect(first).toMatchObject({ count: 1, inode: { ino: BigInt(badIno) }, overflow: false });
+        expect(first.detail).toBeUndefined();  // ext4's record is of a lost error
+        const lost = await reader.first('the overflow', () => true, 1000);
+        expect(lost).toEqual({
+          time: expect.any(Date), overflow: true, errno: 0, code: 'OVERFLOW', count: 0,
+          filesystem: { fsid: '', mountPoint: '', source: '', type: '' },
+        });
+        await img.triggerError('after the overflow');
+        const next = await reader.first('the triggered error');
+        expect(next).toMatchObject({ overflow: false, count: 1, detail: { function: 'trigger_test_error' } });
       } finally {
         await watcher?.close();
         await img.dispose();

@@ -1,5 +1,7 @@
 // fanotify errors [PATH...]: the filesystem health monitor (FAN_FS_ERROR).
-import { Command, CommandContext, describeMountMechanism, isPermissionError, JSON_OPTION, NeedsPrivilege, VERBOSE_OPTION } from './command';
+import {
+  Command, CommandContext, describeMountMechanism, isPermissionError, JSON_OPTION, NeedsPrivilege, OVERFLOW_TEXT, VERBOSE_OPTION,
+} from './command';
 import { ErrorFilesystem, ErrorWatcher, FsErrorEvent, watchErrors } from '../index';
 
 function describeFs(f: ErrorFilesystem): string {
@@ -9,6 +11,7 @@ function describeFs(f: ErrorFilesystem): string {
 
 /** FsErrorEvent as plain JSON: time ISO, ino decimal string, handle hex. */
 export function errorEventToJson(e: FsErrorEvent): Record<string, unknown> {
+  if (e.overflow) return { time: e.time.toISOString(), overflow: true, errno: e.errno, code: e.code, count: e.count };
   const out: Record<string, unknown> = {
     time: e.time.toISOString(),
     errno: e.errno,
@@ -28,11 +31,15 @@ export function errorEventToJson(e: FsErrorEvent): Record<string, unknown> {
   return out;
 }
 
+// ext4 still counts the lost errors: where to look.
+const ERRORS_LOST = `${OVERFLOW_TEXT} (ext4 still counts lost errors in /sys/fs/ext4/*/errors_count)`;
+
 /**
  * One readable line:
  * `2026-11-22T02:46:48.746Z EFSCORRUPTED (117) x1 ext4 /dev/loop0 on /mnt: inode 13 gen 2938 [/mnt/dir/bad] at ext4_lookup:1787`
  */
 export function formatErrorEvent(e: FsErrorEvent): string {
+  if (e.overflow) return `${e.time.toISOString()} ${ERRORS_LOST}`;
   let line = `${e.time.toISOString()} ${e.code} (${e.errno}) x${e.count} ${describeFs(e.filesystem)}: `;
   if (e.inode) {
     const i = e.inode;

@@ -35,11 +35,25 @@ export interface FsErrorEvent {
   /** The inode the error is about; absent for errors of the whole filesystem. */
   inode?: FileId & { path?: string };
   /**
-   * Where the filesystem says the (last) error happened: ext4's sysfs
-   * last_error_*. ext4 writes 0 for what does not apply (no block, no inode):
-   * such fields are left out.
+   * Where the filesystem says the error happened: ext4's sysfs last_error_*,
+   * which hold the last error only. Given only when that record is this
+   * event's: ext4 has counted exactly the errors up to this event's (none
+   * after it), and the record names the event's inode (or none, for an error
+   * of the whole filesystem). For an event that merged several errors
+   * (count > 1) it is the last of them. Otherwise it is left out, never
+   * another error's. ext4 writes 0 for what does not apply (no block, no
+   * inode): such fields are left out.
    */
   detail?: { function?: string; line?: number; inode?: number; block?: number; errcode?: string };
+  /**
+   * The kernel's event queue overflowed and error events were lost (errors of
+   * one process on one filesystem merge into one event, but errors of
+   * different processes do not). Such an event names no filesystem (fsid,
+   * mountPoint, source and type are ''), its errno is 0, code 'OVERFLOW' and
+   * count 0; ext4 still counts the lost errors in
+   * /sys/fs/ext4/<dev>/errors_count.
+   */
+  overflow: boolean;
 }
 
 export interface SkippedFilesystem {
@@ -74,6 +88,7 @@ const DETAIL_WAIT_MS = 200;
 
 interface Watched extends ErrorFilesystem {
   ext4Dir: string | null;
+  /** ext4's errors_count that the events read so far account for. */
   errorsSeen: number;
 }
 
@@ -86,6 +101,7 @@ interface MountLike {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const FILEID_INVALID = 0xff;
 
 function mountOfPath(p: string): MountLike {
   return mountOf(p) ?? { mountPoint: '/', fsType: 'unknown', source: 'unknown', devMajor: 0, devMinor: 0 };
@@ -105,6 +121,12 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
   readonly #resolvePaths: boolean;
   #mounts: MountMonitor | null = null;
   #closed = false;
+  // A read of the group started to see whether another event was queued;
+  // the next next() takes its result.
+  #held: Promise<IteratorResult<FanotifyEvent>> | null = null;
+  // ext4 had counted more errors than the events read so far: set to its
+  // count if no other event turns out to be queued (see #settle()).
+  #behind: { fs: Watched; count: number } | null = null;
 
   constructor(options: WatchErrorsOptions = {}) {
     if (typeof options !== 'object' || options === null) throw invalidArg('options', options, 'must be an object');
@@ -138,7 +160,7 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
     for (;;) {
       let r: IteratorResult<FanotifyEvent>;
       try {
-        r = await this.#events.next();
+        r = await this.#read();
       } catch (err) {
         this.#closeNow();  // for-await calls no return() after a rejection
         throw err;
@@ -148,9 +170,49 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
         return { done: true, value: undefined };
       }
       const ev = r.value;
-      if (!ev.error || !ev.file) continue;  // an overflow: fs errors merge, so it cannot hide one
-      return { done: false, value: await this.#describe(ev) };
+      if (ev.overflow) {
+        // The lost errors are in ext4's counts: start counting from there.
+        for (const w of this.#byFsid.values()) if (w.ext4Dir) w.errorsSeen = readExt4Errors(w.ext4Dir).errors_count ?? 0;
+        this.#behind = null;
+        return { done: false, value: overflowEvent() };
+      }
+      if (!ev.error || !ev.file) continue;
+      const out = await this.#describe(ev);
+      await this.#settle();
+      return { done: false, value: out };
     }
+  }
+
+  /** The group's next event: the one a look-ahead read already asked for, if any. */
+  #read(): Promise<IteratorResult<FanotifyEvent>> {
+    const held = this.#held;
+    if (held === null) return this.#events.next();
+    this.#held = null;
+    if (!this.#closed) this.#errors.ref();
+    return held;
+  }
+
+  /**
+   * ext4 counted more errors than the events read so far. If another event
+   * is queued, those errors are its own and it will match them. If none is
+   * (every error ext4 counts was queued before ext4 counted it), they came
+   * without an event of ours (before the mark, or errors ext4 reports to no
+   * one): count from ext4's number from now on.
+   */
+  async #settle(): Promise<void> {
+    const behind = this.#behind;
+    if (behind === null || this.#closed) return;
+    this.#behind = null;
+    const held = this.#events.next();
+    held.catch(() => undefined);  // the next next() sees the rejection
+    this.#held = held;
+    const queued = await Promise.race([
+      held.then(() => true, () => true),
+      new Promise<boolean>((r) => setImmediate(() => r(false))),
+    ]);
+    if (queued) return;
+    if (!this.#closed) this.#errors.unref();  // a read nobody waits for must not keep the process alive
+    behind.fs.errorsSeen = Math.max(behind.fs.errorsSeen, behind.count);
   }
 
   async return(): Promise<IteratorResult<FsErrorEvent>> {
@@ -293,13 +355,14 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
       filesystem: fsInfo
         ? { fsid: fsInfo.fsid, mountPoint: fsInfo.mountPoint, source: fsInfo.source, type: fsInfo.type }
         : { fsid: file.fsid, mountPoint: '', source: '', type: '' },
+      overflow: false,
     };
     // The detail first: a path lookup may add an error record of its own.
     if (fsInfo?.ext4Dir) {
-      const detail = await this.#ext4Detail(fsInfo);
+      const detail = await this.#ext4Detail(fsInfo, ev.error!.count, file);
       if (detail) out.detail = detail;
     }
-    if (file.handleType !== 0xff && file.handle.length > 0) {
+    if (file.handleType !== FILEID_INVALID && file.handle.length > 0) {
       out.inode = { ...file };
       const p = this.#resolvePaths ? await this.#pathOf(file) : undefined;
       if (p) out.inode.path = p;
@@ -322,15 +385,34 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
     return this.#paths.get(key) ?? undefined;
   }
 
-  /** ext4's record of its last error, once it shows this one (it lags a moment). */
-  async #ext4Detail(fsInfo: Watched): Promise<FsErrorEvent['detail'] | undefined> {
+  /**
+   * ext4's record of its last error, if it is this event's. ext4 counts an
+   * error (errors_count) and records it after the event is queued, from
+   * deferred work: wait (briefly) until it has counted this event's errors.
+   * The record is this event's only if it counted no error after them.
+   */
+  async #ext4Detail(fsInfo: Watched, count: number, file: FileId): Promise<FsErrorEvent['detail'] | undefined> {
+    const want = fsInfo.errorsSeen + count;
     let info: Ext4ErrorInfo = readExt4Errors(fsInfo.ext4Dir!);
-    for (let waited = 0; (info.errors_count ?? 0) <= fsInfo.errorsSeen && waited < DETAIL_WAIT_MS; waited += 5) {
+    for (let waited = 0; (info.errors_count ?? 0) < want && waited < DETAIL_WAIT_MS; waited += 5) {
       await sleep(5);
       info = readExt4Errors(fsInfo.ext4Dir!);
     }
-    if ((info.errors_count ?? 0) <= fsInfo.errorsSeen) return undefined;
-    fsInfo.errorsSeen = info.errors_count ?? 0;
+    const counted = info.errors_count ?? 0;
+    if (counted < want) {
+      // Not counted (yet): nothing to match; count from ext4's number.
+      fsInfo.errorsSeen = counted;
+      return undefined;
+    }
+    fsInfo.errorsSeen = want;
+    if (counted > want) {
+      // The record is of a later error: another event's, or one without an event.
+      this.#behind = { fs: fsInfo, count: counted };
+      return undefined;
+    }
+    // A merged event names its first error's inode; the record is its last's.
+    const ino = file.handleType === FILEID_INVALID ? 0n : file.ino;
+    if (ino !== undefined && BigInt(info.last_error_ino ?? 0) !== ino) return undefined;
     const detail: NonNullable<FsErrorEvent['detail']> = {};
     if (info.last_error_func) detail.function = info.last_error_func;
     if (info.last_error_line) detail.line = info.last_error_line;
@@ -339,6 +421,14 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
     if (info.last_error_errname) detail.errcode = info.last_error_errname;
     return detail;
   }
+}
+
+/** What next() yields when the kernel's queue overflowed. */
+function overflowEvent(): FsErrorEvent {
+  return {
+    time: new Date(), errno: 0, code: 'OVERFLOW', count: 0,
+    filesystem: { fsid: '', mountPoint: '', source: '', type: '' }, overflow: true,
+  };
 }
 
 /** Filesystem errors as they happen (FAN_FS_ERROR). Needs CAP_SYS_ADMIN. */
