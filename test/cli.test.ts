@@ -106,6 +106,37 @@ async function errnoOf(p: Promise<unknown>): Promise<number | undefined> {
   }
 }
 
+/** The marks of a process's fanotify groups, from /proc/PID/fdinfo: mount ids (mountinfo's) of its mount marks. */
+function markedMounts(pid: number): number[] {
+  const ids: number[] = [];
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    let target = '';
+    try {
+      target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;  // closed meanwhile
+    }
+    if (target !== 'anon_inode:[fanotify]') continue;
+    for (const m of fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').matchAll(/^fanotify mnt_id:([0-9a-f]+) /gm))
+      ids.push(parseInt(m[1], 16));
+  }
+  return ids.sort((a, b) => a - b);
+}
+
+/** The mountinfo id of the (topmost) mount at p. */
+function mountIdAt(p: string): number {
+  const unescape = (x: string) => x.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => unescape(l.split(' ')[4] ?? '') === p).pop();
+  if (!line) throw new Error(`nothing is mounted at ${p}`);
+  return Number(line.split(' ')[0]);
+}
+
+/** The mount point of the mount holding p (findmnt, not the library). */
+function mountPointOf(p: string): string {
+  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+  return execFileSync('findmnt', ['-n', '-o', 'TARGET', '-T', p], { encoding: 'utf8' }).trim().split('\n').pop()!;
+}
+
 describe('fanotify (usage)', () => {
   test('--help and help: usage listing the commands on stderr, exit 0', async () => {
     for (const args of [['--help'], ['help'], ['-h']]) {
@@ -156,6 +187,30 @@ describe('fanotify (usage)', () => {
   test('dist/cli.js is executable, with a shebang', () => {
     expect(fs.readFileSync(CLI, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
     expect(fs.statSync(CLI).mode & 0o111).toBe(0o111);
+  });
+});
+
+// The kernel says it lost events with one overflow event; trace's is tested
+// against the kernel below, watch()'s and watchErrors()' in their own tests:
+// here, how the commands print them.
+describe('overflow lines', () => {
+  const time = new Date('2026-11-22T02:49:16.858Z');
+
+  test('errors: one line saying errors were lost, and where ext4 still counts them', () => {
+    const { errorEventToJson, formatErrorEvent } = require('../lib/cli/errors') as typeof import('../lib/cli/errors');
+    const e = { time, overflow: true, errno: 0, code: 'OVERFLOW', count: 0, filesystem: { fsid: '', mountPoint: '', source: '', type: '' } };
+    expect(formatErrorEvent(e)).toBe(`${time.toISOString()} OVERFLOW the kernel's event queue overflowed: events were lost` +
+      ' (ext4 still counts lost errors in /sys/fs/ext4/*/errors_count)');
+    expect(errorEventToJson(e)).toEqual({ time: time.toISOString(), overflow: true, errno: 0, code: 'OVERFLOW', count: 0 });
+  });
+
+  test('watch: one line saying events were lost', () => {
+    const { formatWatchEvent } = require('../lib/cli/watch') as typeof import('../lib/cli/watch');
+    const e = {
+      events: [], mask: 0x4000, isDir: false, pid: 0, path: null, overflow: true,
+      filesystem: { fsid: '00000000:00000001', mountPoint: '/srv', fsType: 'ext4', source: '/dev/vda' },
+    };
+    expect(formatWatchEvent(time, e)).toBe(`${time.toISOString()} OVERFLOW the kernel's event queue overflowed: events were lost`);
   });
 });
 
@@ -383,6 +438,73 @@ describeRoot('fanotify mounts, watch and trace', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // Mount marks see every access on the mount: only the mount PATH lives
+  // on and those below it are marked, never the ones above.
+  test('trace PATH marks the mount holding PATH and the mounts below it, none above', async () => {
+    const img = await LoopImage.create({ sizeMiB: 32 });
+    const below = path.join(img.mountPoint, 'below');
+    const { execFileSync } = await import('node:child_process');
+    fs.mkdirSync(below);
+    execFileSync('mount', ['-t', 'tmpfs', 'fanotify-trace-below', below]);
+    const inside = fs.mkdtempSync('/tmp/fanotify-cli-trace-in-');  // a directory on the mount of /tmp
+    let cli: Cli | undefined;
+    let cli2: Cli | undefined;
+    try {
+      cli = new Cli(['trace', img.mountPoint]);
+      const c = cli;
+      await c.waitFor(() => (markedMounts(c.child.pid!).includes(mountIdAt(below)) ? true : undefined), 5000, 'the marks');
+      await sleep(200);  // every mark is placed before the first read
+      expect(markedMounts(c.child.pid!)).toEqual([mountIdAt(img.mountPoint), mountIdAt(below)].sort((a, b) => a - b));
+      expect(c.stderr).toMatch(new RegExp(`^tracing ext4 ${img.device} on ${img.mountPoint}$`, 'm'));
+      expect(c.stderr).toMatch(new RegExp(`^tracing tmpfs fanotify-trace-below on ${below}$`, 'm'));
+
+      // PATH inside a mount: that mount has to be marked (and nothing above it).
+      cli2 = new Cli(['trace', inside]);
+      const c2 = cli2;
+      const holder = mountPointOf(inside);
+      await c2.waitFor(() => (markedMounts(c2.child.pid!).includes(mountIdAt(holder)) ? true : undefined), 5000, 'the mark');
+      await sleep(200);
+      expect(markedMounts(c2.child.pid!)).toEqual([mountIdAt(holder)]);
+    } finally {
+      await cli?.kill();
+      await cli2?.kill();
+      try { execFileSync('umount', [below]); } catch { execFileSync('umount', ['-l', below]); }
+      await img.dispose();
+      fs.rmSync(inside, { recursive: true, force: true });
+    }
+  });
+
+  // A tracer that falls behind loses events: the kernel queues one overflow
+  // event (it has no fd, so no path) and trace must show it.
+  test('trace --json: an overflow of the kernel queue is a line of its own', async () => {
+    const dir = fs.mkdtempSync('/tmp/fanotify-cli-trace-ovf-');
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('mount', ['-t', 'tmpfs', 'fanotify-trace-ovf', dir]);
+    const max = Number(fs.readFileSync('/proc/sys/fs/fanotify/max_queued_events', 'utf8'));
+    let cli: Cli | undefined;
+    try {
+      // One file per event: opens of one file by one process would merge.
+      for (let i = 0; i < max + 200; i++) fs.writeFileSync(path.join(dir, `f${i}`), '');
+      cli = new Cli(['trace', '--json', '--events', 'open', dir]);
+      const c = cli;
+      await c.waitFor(() => (markedMounts(c.child.pid!).includes(mountIdAt(dir)) ? true : undefined), 5000, 'the mark');
+      await sleep(200);
+      c.child.kill('SIGSTOP');  // falls behind
+      for (let i = 0; i < max + 200; i++) fs.closeSync(fs.openSync(path.join(dir, `f${i}`), 'r'));
+      c.child.kill('SIGCONT');
+      const lost = await c.waitFor(() => c.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.overflow), 20_000, 'the overflow line');
+      expect(lost).toEqual({ time: expect.any(String), overflow: true });
+      expect(c.lines.length).toBeGreaterThanOrEqual(max);  // what was queued before it is shown too
+      c.child.kill('SIGINT');
+      expect(await c.exit()).toEqual({ code: 0, signal: null });
+    } finally {
+      if (cli) cli.child.kill('SIGCONT');
+      await cli?.kill();
+      try { execFileSync('umount', [dir]); } catch { execFileSync('umount', ['-l', dir]); }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   test('watch without PATH is a usage error', async () => {
     const cli = new Cli(['watch']);

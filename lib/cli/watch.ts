@@ -1,9 +1,12 @@
 // fanotify watch PATH: a change feed with full paths over every filesystem
 // under PATH, including those mounted there later.
-import { Command, CommandContext, describeMountMechanism, JSON_OPTION, privileged, toJson, UsageError, VERBOSE_OPTION } from './command';
+import {
+  Command, CommandContext, describeMountMechanism, JSON_OPTION, OVERFLOW_TEXT, privileged, toJson, UsageError, VERBOSE_OPTION,
+} from './command';
 import { MarkEventName, watch, WatchEvent } from '../index';
 
 export function formatWatchEvent(time: Date, e: WatchEvent): string {
+  if (e.overflow) return `${time.toISOString()} ${OVERFLOW_TEXT}`;
   const what = e.from !== undefined || e.to !== undefined ? `${e.from ?? '?'} -> ${e.to ?? '?'}` : e.path ?? '(gone)';
   return `${time.toISOString()} ${e.events.join(',').padEnd(16)} ${e.isDir ? 'dir ' : 'file'} ${what} (pid ${e.pid})`;
 }
