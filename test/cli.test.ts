@@ -212,6 +212,12 @@ describe('overflow lines', () => {
     };
     expect(formatWatchEvent(time, e)).toBe(`${time.toISOString()} OVERFLOW the kernel's event queue overflowed: events were lost`);
   });
+
+  test('mounts: one line saying mount events were lost and the table was read again', () => {
+    const { formatMountEvent } = require('../lib/cli/mounts') as typeof import('../lib/cli/mounts');
+    expect(formatMountEvent(time, { kind: 'overflow', mountId: 0n })).toBe(`${time.toISOString()} OVERFLOW the kernel's event queue ` +
+      'overflowed: events were lost (the table was read again: what changed meanwhile follows)');
+  });
 });
 
 describe('fanotify errors without privilege', () => {
