@@ -359,6 +359,43 @@ describeRoot('fanotify errors', () => {
     }
   });
 
+  // The filesystem mark dies with the superblock: unmounted and mounted
+  // again, the filesystem must be marked again (or the command goes deaf).
+  test.each([
+    ['as this kernel follows mounts', {}],
+    ['through /proc/self/mountinfo', { FANOTIFY_WITHOUT: 'mountEvents,mntnsMark,reportMount,listmount' }],
+  ])('PATH unmounted and mounted again: says so, and reports its errors again (%s)', async (_, env) => {
+    const img = await LoopImage.create({ mountOptions: ['errors=continue'] });
+    let cli: Cli | undefined;
+    const { execFileSync } = await import('node:child_process');
+    try {
+      cli = new Cli(['errors', '--json', img.mountPoint], { env: { ...process.env, ...env } });
+      const c = cli;
+      await c.watching(img.mountPoint);
+      execFileSync('umount', [img.mountPoint]);
+      await c.waitFor(() => (c.stderr.includes(`no longer mounted: ext4 ${img.device} on ${img.mountPoint}`) ? true : undefined), 5000, 'gone');
+      execFileSync('mount', ['-o', 'errors=continue', img.device, img.mountPoint]);
+      await c.waitFor(() => (c.stderr.split(`watching ext4 ${img.device} on ${img.mountPoint} `).length === 3 ? true : undefined), 5000, 'watching again');
+      await img.triggerError('after umount and mount');
+      const first = JSON.parse(await c.waitFor(() => c.lines[0], 5000, 'the error after it came back'));
+      expect(first).toMatchObject({ filesystem: { mountPoint: img.mountPoint }, detail: { function: 'trigger_test_error' } });
+
+      // LoopImage.remount: unmounted and mounted at once, maybe between two looks of ours.
+      await img.remount();
+      const deadline = Date.now() + 5000;
+      while (c.lines.length < 2 && Date.now() < deadline) {
+        await img.triggerError('after remount');  // until the mark is back
+        await sleep(200);
+      }
+      expect(JSON.parse(c.lines[1] ?? 'null')).toMatchObject({ filesystem: { mountPoint: img.mountPoint }, detail: { function: 'trigger_test_error' } });
+      c.child.kill('SIGINT');
+      expect(await c.exit(5000)).toEqual({ code: 0, signal: null });
+    } finally {
+      await cli?.kill();
+      await img.dispose();
+    }
+  });
+
   test('a PATH that does not exist: one line with ENOENT and the path, exit 1', async () => {
     const missing = '/nonexistent/fanotify-cli-test';
     const r = await run(['errors', missing]);

@@ -74,19 +74,29 @@ async function run(ctx: CommandContext): Promise<number> {
     if (isPermissionError(e)) throw new NeedsPrivilege(e);
     throw e;
   }
-  let announced = 0;
-  let announcedSkipped = 0;
+  // What stderr has said is watched (by fsid) and skipped: filesystems come
+  // and go (unmounted, mounted again), and each change is said once.
+  const shown = new Map<string, ErrorFilesystem>();
+  const shownSkipped = new Set<object>();
   const announce = (): void => {
-    for (; announced < watcher.filesystems.length; announced++) {
-      const f = watcher.filesystems[announced];
-      err(`watching ${describeFs(f)} (fsid ${f.fsid})`);
+    const now = new Map(watcher.filesystems.map((f) => [f.fsid, f]));
+    for (const [fsid, f] of shown) {
+      if (now.has(fsid)) continue;
+      shown.delete(fsid);
+      err(`no longer mounted: ${describeFs(f)} (fsid ${fsid}); watched again when it is mounted again`);
     }
-    for (; announcedSkipped < watcher.skipped.length; announcedSkipped++) {
-      const s = watcher.skipped[announcedSkipped];
+    for (const [fsid, f] of now) {
+      if (shown.has(fsid)) continue;
+      shown.set(fsid, { ...f });
+      err(`watching ${describeFs(f)} (fsid ${fsid})`);
+    }
+    for (const s of watcher.skipped) {
+      if (shownSkipped.has(s)) continue;
+      shownSkipped.add(s);
       if (verbose) err(`skipping ${s.type} ${s.source} on ${s.mountPoint}: ${s.code}: ${s.reason}`);
     }
   };
-  // Later mounts (no PATH given) are added by the watcher as they appear.
+  // Mounts come and go; the watcher follows them.
   const poll = setInterval(announce, 250);
   poll.unref();
   try {
