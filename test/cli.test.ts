@@ -408,6 +408,53 @@ describeRoot('fanotify errors', () => {
   });
 });
 
+const alive = (pid: number): boolean => {
+  try {
+    return !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));  // a zombie is gone, not yet reaped
+  } catch {
+    return false;
+  }
+};
+
+// `npx fanotify ...` runs the command as a child of npm (and sh): if that
+// parent dies, the command must not go on watching, orphaned, for ever.
+describeRoot('fanotify commands whose parent dies', () => {
+  test.each([
+    ['errors', [], 'watching '],
+    ['mounts', [], 'watching the mount namespace'],
+    ['watch', ['/tmp'], 'watching '],
+    ['trace', ['/tmp'], 'tracing '],
+  ])('%s: ends when its parent is killed', async (command, rest, ready) => {
+    // A parent that starts the command and prints its pid, as npx would run it.
+    const parentScript = `
+      const c = require('node:child_process').spawn(process.execPath, ${JSON.stringify([CLI, command, ...rest])}, { stdio: ['ignore', 'inherit', 'inherit'] });
+      process.stdout.write(c.pid + '\\n');
+      setInterval(() => {}, 1000);`;
+    const p = spawn(process.execPath, ['-e', parentScript], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let errText = '';
+    p.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => { errText += d; });
+    let pid = 0;
+    try {
+      await within(5000, (async () => {
+        while (!/^\d+\n/.test(out)) await sleep(20);
+      })(), 'the command\'s pid');
+      pid = Number(out.split('\n')[0]);
+      await within(5000, (async () => {
+        while (!errText.includes(ready)) await sleep(20);
+      })(), `'${ready}' on stderr`);
+      p.kill('SIGKILL');
+      await within(5000, (async () => {
+        while (alive(pid)) await sleep(50);
+      })(), `the orphaned ${command} ending`);
+    } finally {
+      p.kill('SIGKILL');
+      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+});
+
 describeRoot('fanotify mounts, watch and trace', () => {
   test('mounts --json: a tmpfs mounted, moved and unmounted', async () => {
     const a = fs.mkdtempSync('/tmp/fanotify-cli-a-');
