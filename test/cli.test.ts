@@ -505,6 +505,33 @@ describeRoot('fanotify mounts, watch and trace', () => {
     }
   });
 
+  test('watch PATH: says which filesystems it watches as they come and go under PATH', async () => {
+    const img = await LoopImage.create({ sizeMiB: 32 });
+    const a = path.join(img.mountPoint, 'a');
+    const b = path.join(img.mountPoint, 'b');
+    fs.mkdirSync(a);
+    fs.mkdirSync(b);
+    const { execFileSync } = await import('node:child_process');
+    const cli = new Cli(['watch', img.mountPoint]);
+    try {
+      await cli.waitFor(() => (cli.stderr.includes(`on ${img.mountPoint}`) ? true : undefined), 5000, 'watching');
+      execFileSync('mount', ['-t', 'tmpfs', 'fanotify-cli-a', a]);
+      await cli.waitFor(() => (cli.stderr.includes(`watching tmpfs fanotify-cli-a on ${a}`) ? true : undefined), 5000, 'watching a');
+      execFileSync('umount', [a]);
+      await cli.waitFor(() => (cli.stderr.includes(`no longer under ${img.mountPoint}: tmpfs fanotify-cli-a on ${a}`) ? true : undefined), 5000, 'a gone');
+      execFileSync('mount', ['-t', 'tmpfs', 'fanotify-cli-b', b]);
+      await cli.waitFor(() => (cli.stderr.includes(`watching tmpfs fanotify-cli-b on ${b}`) ? true : undefined), 5000, 'watching b');
+      cli.child.kill('SIGTERM');
+      expect(await cli.exit()).toEqual({ code: 0, signal: null });
+    } finally {
+      await cli.kill();
+      for (const d of [a, b]) {
+        try { execFileSync('umount', [d], { stdio: 'ignore' }); } catch { /* not mounted */ }
+      }
+      await img.dispose();
+    }
+  });
+
   test('trace --json PATH: the process, its command and the file', async () => {
     const dir = fs.mkdtempSync('/tmp/fanotify-cli-trace-');
     fs.writeFileSync(path.join(dir, 'read-me'), 'x');

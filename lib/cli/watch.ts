@@ -17,11 +17,19 @@ async function run({ args, signal, out, err }: CommandContext): Promise<number> 
   const list = args.options.events;
   const events = typeof list === 'string' ? (list.split(',').filter(Boolean) as MarkEventName[]) : undefined;
   const watcher = privileged(() => watch(root, { signal, events }));
-  let announced = 0;
+  // Filesystems come and go under PATH: each change is said once (by fsid).
+  const shown = new Map<string, string>();
   const announce = (): void => {
-    for (; announced < watcher.filesystems.length; announced++) {
-      const f = watcher.filesystems[announced];
-      err(`watching ${f.fsType} ${f.source} on ${f.mountPoint}`);
+    const now = new Map(watcher.filesystems.map((f) => [f.fsid, `${f.fsType} ${f.source} on ${f.mountPoint}`]));
+    for (const [fsid, what] of shown) {
+      if (now.get(fsid) === what) continue;
+      shown.delete(fsid);
+      if (!now.has(fsid)) err(`no longer under ${watcher.root}: ${what}`);
+    }
+    for (const [fsid, what] of now) {
+      if (shown.has(fsid)) continue;
+      shown.set(fsid, what);
+      err(`watching ${what}`);
     }
   };
   announce();
