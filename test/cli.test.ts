@@ -463,14 +463,16 @@ describeRoot('fanotify mounts, watch and trace', () => {
     const { execFileSync } = await import('node:child_process');
     try {
       await cli.waitFor(() => (cli.stderr.includes('watching the mount namespace') ? true : undefined), 10_000, 'ready');
-      execFileSync('mount', ['-t', 'tmpfs', 'none', a]);
-      execFileSync('mount', ['--move', a, b]);
-      execFileSync('umount', [b]);
+      // One step at a time: the kernel's events carry a mount id alone, and a
+      // mount gone before its attach event is read can no longer be named.
       const mine = (kind: string) => () =>
         cli.lines.map((l) => JSON.parse(l) as Record<string, string>)
           .find((e) => e.kind === kind && (e.mountPoint === a || e.mountPoint === b));
+      execFileSync('mount', ['-t', 'tmpfs', 'none', a]);
       const attach = await cli.waitFor(mine('attach'), 5000, 'attach');
+      execFileSync('mount', ['--move', a, b]);
       const move = await cli.waitFor(mine('move'), 5000, 'move');
+      execFileSync('umount', [b]);
       const detach = await cli.waitFor(mine('detach'), 5000, 'detach');
       expect(attach).toMatchObject({ mountPoint: a, fsType: 'tmpfs', source: 'none' });
       expect(move).toMatchObject({ mountPoint: b, mountId: attach.mountId });
