@@ -261,6 +261,30 @@ export function followSuite(name: string): void {
         }
       });
 
+      // mountinfo's ids are reused at once: unmounted and mounted again
+      // between two reads of the table, a mount looks unchanged, but its
+      // filesystem is a new superblock, without our mark.
+      test('a filesystem under the root unmounted and mounted again at once (no turn of the event loop between) is still followed', async () => {
+        const at = path.join(img.mountPoint, `again-${process.pid}`);
+        fs.mkdirSync(at);
+        run('mount', '-t', 'tmpfs', 'fanotify-again', at);
+        const rec = new WatchRecorder(watch(img.mountPoint));
+        try {
+          run('umount', at);
+          run('mount', '-t', 'tmpfs', 'fanotify-again', at);
+          const deadline = Date.now() + 5000;
+          for (let i = 0; !rec.seen.some((e) => e.path?.startsWith(`${at}/`)) && Date.now() < deadline; i++) {
+            fs.writeFileSync(path.join(at, `f${i}`), 'x');  // until the mark is back
+            await sleep(100);
+          }
+          expect(rec.seen.find((e) => e.path?.startsWith(`${at}/`))).toMatchObject({ filesystem: { fsType: 'tmpfs', mountPoint: at } });
+        } finally {
+          await rec.close();
+          unmountAll(at);
+          fs.rmSync(at, { recursive: true, force: true });
+        }
+      });
+
       // A hung NFS or FUSE mount blocks whoever asks it anything (statfs):
       // handling an unmount must ask no mount, so the JS thread never waits.
       test('an unmount next to a FUSE mount that answers nothing: handled without asking it (no blocked JS thread)', async () => {
@@ -403,6 +427,32 @@ export function followSuite(name: string): void {
             }
           })(), 'the corruption after corruptInode');
           expect(e).toMatchObject({ code: 'EFSCORRUPTED', filesystem: { fsid } });
+        } finally {
+          await watcher?.close();
+          await img.dispose();
+        }
+      });
+
+      test.each([['no paths', false], ['paths', true]])('%s: a filesystem unmounted and mounted again at once (no turn of the event loop between) is still watched', async (_, byPath) => {
+        const img = await LoopImage.create({ mountOptions: ['errors=continue'] });
+        let watcher: ErrorWatcher | undefined;
+        try {
+          watcher = byPath ? watchErrors({ paths: [img.mountPoint] }) : watchErrors();
+          const w = watcher;
+          await until(() => w.filesystems.some((f) => f.mountPoint === img.mountPoint), 'the watcher taking it');
+          run('umount', img.mountPoint);
+          run('mount', '-o', 'errors=continue', img.device, img.mountPoint);
+          const reader = new ErrorReader(w);
+          const e = await within(5000, (async () => {
+            for (;;) {
+              await img.triggerError('after umount and mount');  // until the mark is back
+              const x = await reader.next(200);
+              if (x && on(img)(x)) return x;
+            }
+          })(), 'an error after it came back');
+          expect(e.filesystem).toMatchObject({ source: img.device, type: 'ext4' });
+          // Errors made before the mark was back are counted by ext4 too: the detail, if any, is this one's.
+          if (e.detail) expect(e.detail.function).toBe('trigger_test_error');
         } finally {
           await watcher?.close();
           await img.dispose();

@@ -114,6 +114,17 @@ class Recorder {
   }
 }
 
+/**
+ * The result of the first next() that is not an event: other processes may
+ * (un)mount while a test waits, and their events come first.
+ */
+async function untilEnd(w: MountWatcher): Promise<IteratorResult<MountEvent>> {
+  for (;;) {
+    const r = await w.next();
+    if (r.done) return r;
+  }
+}
+
 /** Mounts with the new mount API: fsopen/fsconfig/fsmount/move_mount, from python3 via ctypes. */
 const NEW_API_MOUNT = `
 import ctypes, os, sys
@@ -458,7 +469,7 @@ export function mountSuite(name: string): void {
         const before = openFdCount();
         const w = watchMounts();
         expect(openFdCount()).toBeGreaterThan(before);
-        const pending = w.next();
+        const pending = untilEnd(w);
         await sleep(20);
         expect(await within(2000, w.return())).toEqual({ done: true, value: undefined });
         expect(await within(2000, pending)).toEqual({ done: true, value: undefined });
@@ -469,7 +480,7 @@ export function mountSuite(name: string): void {
       test('close() ends it too, and breaking out of for await closes it', async () => {
         const before = openFdCount();
         const w = watchMounts();
-        const pending = w.next();
+        const pending = untilEnd(w);
         await w.close();
         expect(await within(2000, pending)).toEqual({ done: true, value: undefined });
         expect(openFdCount()).toBe(before);
@@ -496,7 +507,7 @@ export function mountSuite(name: string): void {
         const ac = new AbortController();
         const w = watchMounts({ signal: ac.signal });
         try {
-          const pending = w.next();
+          const pending = untilEnd(w);
           pending.catch(() => undefined);
           await sleep(20);
           ac.abort();
@@ -512,7 +523,7 @@ export function mountSuite(name: string): void {
         const ac = new AbortController();
         const w = watchMounts({ signal: ac.signal });
         try {
-          const pending = w.next();
+          const pending = untilEnd(w);
           pending.catch(() => undefined);
           await sleep(20);
           ac.abort();

@@ -31,9 +31,13 @@ export interface MountChange {
    * A move is one change with the mount's new place; 'attach' and 'detach'
    * are the others. 'overflow': the kernel's queue overflowed and mount
    * events were lost (mountId 0n, mount null); the table was read again, and
-   * the changes after it are the differences found.
+   * the changes after it are the differences found. 'reread' (mountinfo
+   * only, mountId 0n, mount null): the table was read again after a change;
+   * a mount replaced by one that looks the same (mountinfo reuses ids at
+   * once) shows no other change, so what depends on its superblock (a mark)
+   * has to be checked.
    */
-  kind: 'attach' | 'detach' | 'move' | 'overflow';
+  kind: 'attach' | 'detach' | 'move' | 'overflow' | 'reread';
   mountId: bigint;
   /** The mount as it is now (attach, move) or was (detach); null when nothing is known of it. */
   mount: Mount | null;
@@ -255,5 +259,6 @@ export class MountMonitor implements AsyncIterableIterator<MountChange> {
     }
     this.#known.clear();
     for (const [id, m] of now) this.#known.set(id, m);
+    if (this.mechanism === 'mountinfo') this.#queue.push({ kind: 'reread', mountId: 0n, mount: null });
   }
 }

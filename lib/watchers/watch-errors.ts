@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { binding } from '../core/binding';
 import { FanotifyError, invalidArg } from '../core/errors';
 import { Ext4ErrorInfo, ext4SysfsDir, readExt4Errors } from './ext4';
+import { markedDevices } from './marked';
 import { FanotifyEvent } from '../core/event';
 import { FileId, formatFsid } from '../core/fileid';
 import { Fanotify } from '../core/group';
@@ -352,8 +353,8 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
         const m = change.mount;
         if (change.kind === 'detach') this.#unmounted(change.mountId);
         else if (change.kind === 'move' && this.#holds(change.mountId)) this.#moved(change.mountId, m!);
-        else if (change.kind !== 'overflow' && m) this.#mounted(m, change.mountId);
-        // 'overflow': the monitor read the table again; the differences follow.
+        else if (change.kind === 'overflow' || change.kind === 'reread') this.#checkMarks();
+        else if (m) this.#mounted(m, change.mountId);
       }
     } catch {
       // closed under us: the iteration ends
@@ -365,7 +366,7 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
    * watched. With paths, only the ones asked for, found again on their
    * device or at their mount point: no other mount is asked anything.
    */
-  #mounted(m: Mount, mountId: bigint): void {
+  #mounted(m: MountLike, mountId: bigint): void {
     if (this.#wanted === null) return this.#consider(m, mountId);
     for (const w of this.#byFsid.values()) {
       if (!sameDevice(w, m) && w.mountPoint !== m.mountPoint) continue;
@@ -408,6 +409,23 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
 
   #holds(mountId: bigint): boolean {
     return this.#skippedIds.has(mountId) || [...this.#byFsid.values()].some((w) => w.mounts.has(mountId));
+  }
+
+  /**
+   * A mounted filesystem whose mark is gone was unmounted and mounted again
+   * unseen (mountinfo gives the new mount the old one's id): taken as the
+   * unmount and mount it was, so it is marked again, with the new
+   * superblock's counts.
+   */
+  #checkMarks(): void {
+    if (this.#closed) return;
+    const marked = markedDevices(this.#errors.fd);
+    for (const w of [...this.#byFsid.values()]) {
+      if (w.mounts.size === 0 || marked.has(`${w.devMajor}:${w.devMinor}`)) continue;
+      const mounts = [...w.mounts];
+      for (const [id] of mounts) this.#unmounted(id);
+      for (const [id, m] of mounts) this.#mounted(m, id);
+    }
   }
 
   async #describe(ev: FanotifyEvent): Promise<FsErrorEvent> {

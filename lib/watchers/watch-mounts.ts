@@ -66,10 +66,11 @@ export class MountWatcher implements AsyncIterableIterator<MountEvent>, AsyncDis
   }
 
   async next(): Promise<IteratorResult<MountEvent>> {
-    const r = await this.#monitor.next();
+    let r = await this.#monitor.next();
+    while (!r.done && r.value.kind === 'reread') r = await this.#monitor.next();  // nothing a mount watcher reports
     if (r.done) return r;
     const { kind, mountId, mount } = r.value;
-    const out: MountEvent = { kind, mountId };
+    const out: MountEvent = { kind: kind as MountEvent['kind'], mountId };
     if (mount) Object.assign(out, { mountPoint: mount.mountPoint, fsType: mount.fsType, source: mount.source });
     return { done: false, value: out };
   }

@@ -16,6 +16,7 @@ import { MountMechanism, MountMonitor } from '../kernel/mount-monitor';
 import { Mount, mountOf, readMounts } from '../kernel/mount-table';
 import { EventName, eventMask, MarkEventName } from '../core/options';
 import { noteMountPoint, resolveVia } from '../core/resolve';
+import { markedDevices } from './marked';
 
 export interface WatchOptions {
   /** What to report. Default: create, delete, movedFrom, movedTo, modify, attrib, onDir. */
@@ -45,6 +46,8 @@ interface MountInfoLike {
   source: string;
   /** The directory of the filesystem mounted there ('/' for the whole filesystem). */
   root: string;
+  devMajor?: number;
+  devMinor?: number;
 }
 
 interface Watched {
@@ -57,6 +60,8 @@ interface Watched {
    * through one of them. The root's own filesystem is named through the root.
    */
   mounts: Map<bigint, MountInfoLike>;
+  /** Its device ("major:minor"), as the kernel lists its mark; '' if unknown. */
+  dev: string;
 }
 
 export interface WatchEvent {
@@ -100,6 +105,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   readonly #skippedIds = new Map<bigint, Watcher['skipped'][number]>();
   readonly #dirPaths = new Map<string, string | null>();
   #rootFsid = '';
+  #rootInfo: MountInfoLike = { mountPoint: '', fsType: 'unknown', source: 'unknown', root: '(unknown)' };
   #mounts: MountMonitor | null = null;
   #closed = false;
 
@@ -121,7 +127,8 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
       const table = this.#mounts ? [...this.#mounts.mounts.values()] : readMounts();
       // The filesystem of the root itself must take the mark: that one throws.
       const own: MountInfoLike = mountOf(this.root, table) ?? { mountPoint: '', fsType: 'unknown', source: 'unknown', root: '(unknown)' };
-      this.#watch(this.root, { ...own, mountPoint: this.root, root: own.mountPoint === this.root ? own.root : '(part)' }, true);
+      this.#rootInfo = { ...own, mountPoint: this.root, root: own.mountPoint === this.root ? own.root : '(part)' };
+      this.#watch(this.root, this.#rootInfo, true);
       // A path reaches the topmost of the mounts stacked on one directory.
       const topmost = new Map<string, Mount>();
       for (const m of table) if (m.mountPoint !== this.root && under(m.mountPoint, this.root)) topmost.set(m.mountPoint, m);
@@ -212,7 +219,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     let w = this.#byFsid.get(fsid);
     if (!w) {
       const listed = { fsid, mountPoint: m.mountPoint, fsType: m.fsType, source: m.source };
-      w = { listed, whole: m.root === '/', mounts: new Map() };
+      w = { listed, whole: m.root === '/', mounts: new Map(), dev: m.devMajor === undefined ? '' : `${m.devMajor}:${m.devMinor}` };
       this.#byFsid.set(fsid, w);
       this.filesystems.push(listed);
     }
@@ -249,9 +256,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
         this.#name(w);
         continue;
       }
-      this.#byFsid.delete(fsid);
-      this.filesystems.splice(this.filesystems.indexOf(w.listed), 1);
-      this.#dirPaths.clear();
+      this.#drop(fsid);
     }
     const skipped = this.#skippedIds.get(mountId);
     if (skipped) {
@@ -259,6 +264,15 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
       const i = this.skipped.indexOf(skipped);
       if (i >= 0 && ![...this.#skippedIds.values()].includes(skipped)) this.skipped.splice(i, 1);
     }
+  }
+
+  /** Forgets a filesystem: its events are dropped from now on. */
+  #drop(fsid: string): void {
+    const w = this.#byFsid.get(fsid);
+    if (!w) return;
+    this.#byFsid.delete(fsid);
+    this.filesystems.splice(this.filesystems.indexOf(w.listed), 1);
+    this.#dirPaths.clear();
   }
 
   /** Filesystems mounted under the root later: marked as they come. */
@@ -279,16 +293,42 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
             this.#forget(change.mountId);
             if (inside) this.#watch(m.mountPoint, m, false, change.mountId);  // moved in
           }
+        } else if (change.kind === 'overflow' || change.kind === 'reread') {
+          this.#checkMarks();
         } else if (change.kind === 'detach') {
           this.#forget(change.mountId);
           // A mount it hid (stacked on the same directory) is reached now.
           const below = m && inside ? [...mounts.mounts.values()].filter((x) => x.mountPoint === m.mountPoint).pop() : undefined;
           if (below && !this.#holds(below.mountId)) this.#watch(below.mountPoint, below, false, below.mountId);
         }
-        // 'overflow': the monitor read the table again; the differences follow.
       }
     } catch {
       // closed under us
+    }
+  }
+
+  /**
+   * A filesystem whose mark is gone was unmounted and mounted again unseen
+   * (mountinfo gives the new mount the old one's id): a new superblock, to
+   * mark again, perhaps with a new fsid (tmpfs has one per mount).
+   */
+  #checkMarks(): void {
+    if (this.#closed) return;
+    const marked = markedDevices(this.#data.fd);
+    for (const [fsid, w] of [...this.#byFsid]) {
+      if (w.dev === '' || marked.has(w.dev)) continue;
+      if (fsid === this.#rootFsid) {
+        try {
+          this.#watch(this.root, this.#rootInfo, true);
+        } catch {
+          continue;  // gone: its unmount comes as a change of its own
+        }
+        if (this.#rootFsid !== fsid) this.#drop(fsid);
+        continue;
+      }
+      const mounts = [...w.mounts];
+      for (const [id] of mounts) this.#forget(id);
+      for (const [id, m] of mounts) this.#watch(m.mountPoint, m, false, id);
     }
   }
 
