@@ -382,7 +382,7 @@ describeRoot('fanotify errors', () => {
 
       // LoopImage.remount: unmounted and mounted at once, maybe between two looks of ours.
       await img.remount();
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + bound(5000);
       while (c.lines.length < 2 && Date.now() < deadline) {
         await img.triggerError('after remount');  // until the mark is back
         await sleep(200);
@@ -541,7 +541,7 @@ describeRoot('fanotify mounts, watch and trace', () => {
     const { spawnSync } = await import('node:child_process');
     try {
       await sleep(500);
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + bound(5000);
       let seen: Record<string, unknown> | undefined;
       while (!seen && Date.now() < deadline) {
         spawnSync('cat', [path.join(dir, 'read-me')]);
@@ -623,7 +623,7 @@ describeRoot('fanotify mounts, watch and trace', () => {
       try { execFileSync('umount', [dir]); } catch { execFileSync('umount', ['-l', dir]); }
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, bound(60_000));
 
   test('watch without PATH is a usage error', async () => {
     const cli = new Cli(['watch']);

@@ -71,7 +71,7 @@ function startHolder(): { child: ChildProcess; images: Promise<Held[]>; exit: Pr
 
 /** No mount, loop device or file of these images is left (a busy loop device is let go a moment after its last user). */
 async function expectLeftNothing(images: Held[]): Promise<void> {
-  for (let i = 0; i < 100 && images.some((img) => loopDevices().includes(img.imagePath)); i++) await sleep(20);
+  for (const deadline = Date.now() + bound(2000); images.some((img) => loopDevices().includes(img.imagePath)) && Date.now() < deadline;) await sleep(20);
   for (const img of images) {
     expect(mountinfo()).not.toContain(img.mountPoint);
     expect(loopDevices()).not.toContain(img.imagePath);
@@ -375,7 +375,7 @@ suite('LoopImage', () => {
       await live.exit;
       const next = spawnSync(process.execPath, ['-e', `
         const { LoopImage } = require(${JSON.stringify(path.join(__dirname, '../dist/testing.js'))});
-        LoopImage.create().then((img) => img.dispose());`], { encoding: 'utf8', timeout: 20_000 });
+        LoopImage.create().then((img) => img.dispose());`], { encoding: 'utf8', timeout: bound(20_000) });
       expect(next.stderr).toBe('');
       await expectLeftNothing(liveImages);
     } finally {

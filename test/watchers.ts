@@ -1,7 +1,7 @@
 // Reading watchers in tests with bounded waits: WatchRecorder for watch(),
 // ErrorReader for watchErrors().
 import { ErrorWatcher, FsErrorEvent, Watcher, WatchEvent } from '../lib';
-import { sleep, within } from './helpers';
+import { bound, sleep, within } from './helpers';
 
 /** Reads a watcher in the background into `seen`, so tests can wait on what arrived. */
 export class WatchRecorder {
@@ -25,7 +25,7 @@ export class WatchRecorder {
 
   /** The first event matching pred, waiting up to ms for it. */
   async waitFor(pred: (ev: WatchEvent) => boolean, what: string, ms = 5000): Promise<WatchEvent> {
-    const deadline = Date.now() + ms;
+    const deadline = Date.now() + bound(ms);
     for (;;) {
       const ev = this.seen.find(pred);
       if (ev) return ev;
@@ -53,7 +53,7 @@ export class WatchRecorder {
 
 /** Polls until check() is true; fails after ms. */
 export async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + bound(ms);
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
     await sleep(10);
@@ -98,7 +98,7 @@ export class ErrorReader {
   /** Every event arriving until `quietMs` pass without one (bounded by maxMs in all). */
   async drain(quietMs: number, match: (e: FsErrorEvent) => boolean = () => true, maxMs = 5000): Promise<FsErrorEvent[]> {
     const out: FsErrorEvent[] = [];
-    const deadline = Date.now() + maxMs;
+    const deadline = Date.now() + bound(maxMs);
     while (Date.now() < deadline) {
       const e = await this.next(quietMs);
       if (!e) break;
