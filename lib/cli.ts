@@ -7,7 +7,8 @@
 // and error reporting are shared (lib/cli-command.ts). Human-readable lines by default, `--json` for one JSON object per
 // line; diagnostics go to stderr, results to stdout, each as whole lines.
 //
-// Exit codes: 0 success (and Ctrl-C / SIGTERM), 1 failure, 2 usage error.
+// Exit codes: 0 success (and Ctrl-C / SIGTERM, or the parent process dying),
+// 1 failure, 2 usage error.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -15,6 +16,7 @@ import {
   Command, HELP_OPTION, NeedsPrivilege, oneLine, ParsedArgs, parseArgs, UsageError, writeLine,
 } from './cli/command';
 import { errorsCommand } from './cli/errors';
+import { whenParentDies } from './cli/parent';
 import { mountsCommand } from './cli/mounts';
 import { probeCommand } from './cli/probe';
 import { traceCommand } from './cli/trace';
@@ -126,6 +128,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // So does the death of the program that started us (npx, a shell).
+  const stopWatchingParent = whenParentDies(() => {
+    err(`fanotify ${command.name}: the parent process is gone; stopping`);
+    controller.abort();
+  });
   try {
     return await command.run({ args, signal: controller.signal, out, err });
   } catch (e) {
@@ -137,6 +144,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (args.options.verbose && e instanceof Error && e.stack && !(e instanceof NeedsPrivilege)) err(e.stack);
     return 1;
   } finally {
+    stopWatchingParent();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -106,6 +106,37 @@ async function errnoOf(p: Promise<unknown>): Promise<number | undefined> {
   }
 }
 
+/** The marks of a process's fanotify groups, from /proc/PID/fdinfo: mount ids (mountinfo's) of its mount marks. */
+function markedMounts(pid: number): number[] {
+  const ids: number[] = [];
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    let target = '';
+    try {
+      target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;  // closed meanwhile
+    }
+    if (target !== 'anon_inode:[fanotify]') continue;
+    for (const m of fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').matchAll(/^fanotify mnt_id:([0-9a-f]+) /gm))
+      ids.push(parseInt(m[1], 16));
+  }
+  return ids.sort((a, b) => a - b);
+}
+
+/** The mountinfo id of the (topmost) mount at p. */
+function mountIdAt(p: string): number {
+  const unescape = (x: string) => x.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => unescape(l.split(' ')[4] ?? '') === p).pop();
+  if (!line) throw new Error(`nothing is mounted at ${p}`);
+  return Number(line.split(' ')[0]);
+}
+
+/** The mount point of the mount holding p (findmnt, not the library). */
+function mountPointOf(p: string): string {
+  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+  return execFileSync('findmnt', ['-n', '-o', 'TARGET', '-T', p], { encoding: 'utf8' }).trim().split('\n').pop()!;
+}
+
 describe('fanotify (usage)', () => {
   test('--help and help: usage listing the commands on stderr, exit 0', async () => {
     for (const args of [['--help'], ['help'], ['-h']]) {
@@ -142,9 +173,9 @@ describe('fanotify (usage)', () => {
     const v = await run(['probe', '--json=yes']);
     expect(v.code).toBe(2);
     expect(v.stderr).toContain("'--json' takes no value");
-    const extra = await run(['probe', 'extra']);
+    const extra = await run(['probe', '/', 'extra']);  // probe takes one PATH
     expect(extra.code).toBe(2);
-    expect(extra.stderr).toContain("'extra'");
+    expect(extra.stderr).toContain('extra');
   });
 
   test('--version: the package version', async () => {
@@ -156,6 +187,36 @@ describe('fanotify (usage)', () => {
   test('dist/cli.js is executable, with a shebang', () => {
     expect(fs.readFileSync(CLI, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
     expect(fs.statSync(CLI).mode & 0o111).toBe(0o111);
+  });
+});
+
+// The kernel says it lost events with one overflow event; trace's is tested
+// against the kernel below, watch()'s and watchErrors()' in their own tests:
+// here, how the commands print them.
+describe('overflow lines', () => {
+  const time = new Date('2026-11-22T02:49:16.858Z');
+
+  test('errors: one line saying errors were lost, and where ext4 still counts them', () => {
+    const { errorEventToJson, formatErrorEvent } = require('../lib/cli/errors') as typeof import('../lib/cli/errors');
+    const e = { time, overflow: true, errno: 0, code: 'OVERFLOW', count: 0, filesystem: { fsid: '', mountPoint: '', source: '', type: '' } };
+    expect(formatErrorEvent(e)).toBe(`${time.toISOString()} OVERFLOW the kernel's event queue overflowed: events were lost` +
+      ' (ext4 still counts lost errors in /sys/fs/ext4/*/errors_count)');
+    expect(errorEventToJson(e)).toEqual({ time: time.toISOString(), overflow: true, errno: 0, code: 'OVERFLOW', count: 0 });
+  });
+
+  test('watch: one line saying events were lost', () => {
+    const { formatWatchEvent } = require('../lib/cli/watch') as typeof import('../lib/cli/watch');
+    const e = {
+      events: [], mask: 0x4000, isDir: false, pid: 0, path: null, overflow: true,
+      filesystem: { fsid: '00000000:00000001', mountPoint: '/srv', fsType: 'ext4', source: '/dev/vda' },
+    };
+    expect(formatWatchEvent(time, e)).toBe(`${time.toISOString()} OVERFLOW the kernel's event queue overflowed: events were lost`);
+  });
+
+  test('mounts: one line saying mount events were lost and the table was read again', () => {
+    const { formatMountEvent } = require('../lib/cli/mounts') as typeof import('../lib/cli/mounts');
+    expect(formatMountEvent(time, { kind: 'overflow', mountId: 0n })).toBe(`${time.toISOString()} OVERFLOW the kernel's event queue ` +
+      'overflowed: events were lost (the table was read again: what changed meanwhile follows)');
   });
 });
 
@@ -298,6 +359,43 @@ describeRoot('fanotify errors', () => {
     }
   });
 
+  // The filesystem mark dies with the superblock: unmounted and mounted
+  // again, the filesystem must be marked again (or the command goes deaf).
+  test.each([
+    ['as this kernel follows mounts', {}],
+    ['through /proc/self/mountinfo', { FANOTIFY_WITHOUT: 'mountEvents,mntnsMark,reportMount,listmount' }],
+  ])('PATH unmounted and mounted again: says so, and reports its errors again (%s)', async (_, env) => {
+    const img = await LoopImage.create({ mountOptions: ['errors=continue'] });
+    let cli: Cli | undefined;
+    const { execFileSync } = await import('node:child_process');
+    try {
+      cli = new Cli(['errors', '--json', img.mountPoint], { env: { ...process.env, ...env } });
+      const c = cli;
+      await c.watching(img.mountPoint);
+      execFileSync('umount', [img.mountPoint]);
+      await c.waitFor(() => (c.stderr.includes(`no longer mounted: ext4 ${img.device} on ${img.mountPoint}`) ? true : undefined), 5000, 'gone');
+      execFileSync('mount', ['-o', 'errors=continue', img.device, img.mountPoint]);
+      await c.waitFor(() => (c.stderr.split(`watching ext4 ${img.device} on ${img.mountPoint} `).length === 3 ? true : undefined), 5000, 'watching again');
+      await img.triggerError('after umount and mount');
+      const first = JSON.parse(await c.waitFor(() => c.lines[0], 5000, 'the error after it came back'));
+      expect(first).toMatchObject({ filesystem: { mountPoint: img.mountPoint }, detail: { function: 'trigger_test_error' } });
+
+      // LoopImage.remount: unmounted and mounted at once, maybe between two looks of ours.
+      await img.remount();
+      const deadline = Date.now() + bound(5000);
+      while (c.lines.length < 2 && Date.now() < deadline) {
+        await img.triggerError('after remount');  // until the mark is back
+        await sleep(200);
+      }
+      expect(JSON.parse(c.lines[1] ?? 'null')).toMatchObject({ filesystem: { mountPoint: img.mountPoint }, detail: { function: 'trigger_test_error' } });
+      c.child.kill('SIGINT');
+      expect(await c.exit(5000)).toEqual({ code: 0, signal: null });
+    } finally {
+      await cli?.kill();
+      await img.dispose();
+    }
+  });
+
   test('a PATH that does not exist: one line with ENOENT and the path, exit 1', async () => {
     const missing = '/nonexistent/fanotify-cli-test';
     const r = await run(['errors', missing]);
@@ -310,6 +408,53 @@ describeRoot('fanotify errors', () => {
   });
 });
 
+const alive = (pid: number): boolean => {
+  try {
+    return !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));  // a zombie is gone, not yet reaped
+  } catch {
+    return false;
+  }
+};
+
+// `npx fanotify ...` runs the command as a child of npm (and sh): if that
+// parent dies, the command must not go on watching, orphaned, for ever.
+describeRoot('fanotify commands whose parent dies', () => {
+  test.each([
+    ['errors', [], 'watching '],
+    ['mounts', [], 'watching the mount namespace'],
+    ['watch', ['/tmp'], 'watching '],
+    ['trace', ['/tmp'], 'tracing '],
+  ])('%s: ends when its parent is killed', async (command, rest, ready) => {
+    // A parent that starts the command and prints its pid, as npx would run it.
+    const parentScript = `
+      const c = require('node:child_process').spawn(process.execPath, ${JSON.stringify([CLI, command, ...rest])}, { stdio: ['ignore', 'inherit', 'inherit'] });
+      process.stdout.write(c.pid + '\\n');
+      setInterval(() => {}, 1000);`;
+    const p = spawn(process.execPath, ['-e', parentScript], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let errText = '';
+    p.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => { errText += d; });
+    let pid = 0;
+    try {
+      await within(5000, (async () => {
+        while (!/^\d+\n/.test(out)) await sleep(20);
+      })(), 'the command\'s pid');
+      pid = Number(out.split('\n')[0]);
+      await within(5000, (async () => {
+        while (!errText.includes(ready)) await sleep(20);
+      })(), `'${ready}' on stderr`);
+      p.kill('SIGKILL');
+      await within(5000, (async () => {
+        while (alive(pid)) await sleep(50);
+      })(), `the orphaned ${command} ending`);
+    } finally {
+      p.kill('SIGKILL');
+      if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+});
+
 describeRoot('fanotify mounts, watch and trace', () => {
   test('mounts --json: a tmpfs mounted, moved and unmounted', async () => {
     const a = fs.mkdtempSync('/tmp/fanotify-cli-a-');
@@ -318,14 +463,16 @@ describeRoot('fanotify mounts, watch and trace', () => {
     const { execFileSync } = await import('node:child_process');
     try {
       await cli.waitFor(() => (cli.stderr.includes('watching the mount namespace') ? true : undefined), 10_000, 'ready');
-      execFileSync('mount', ['-t', 'tmpfs', 'none', a]);
-      execFileSync('mount', ['--move', a, b]);
-      execFileSync('umount', [b]);
+      // One step at a time: the kernel's events carry a mount id alone, and a
+      // mount gone before its attach event is read can no longer be named.
       const mine = (kind: string) => () =>
         cli.lines.map((l) => JSON.parse(l) as Record<string, string>)
           .find((e) => e.kind === kind && (e.mountPoint === a || e.mountPoint === b));
+      execFileSync('mount', ['-t', 'tmpfs', 'none', a]);
       const attach = await cli.waitFor(mine('attach'), 5000, 'attach');
+      execFileSync('mount', ['--move', a, b]);
       const move = await cli.waitFor(mine('move'), 5000, 'move');
+      execFileSync('umount', [b]);
       const detach = await cli.waitFor(mine('detach'), 5000, 'detach');
       expect(attach).toMatchObject({ mountPoint: a, fsType: 'tmpfs', source: 'none' });
       expect(move).toMatchObject({ mountPoint: b, mountId: attach.mountId });
@@ -360,6 +507,33 @@ describeRoot('fanotify mounts, watch and trace', () => {
     }
   });
 
+  test('watch PATH: says which filesystems it watches as they come and go under PATH', async () => {
+    const img = await LoopImage.create({ sizeMiB: 32 });
+    const a = path.join(img.mountPoint, 'a');
+    const b = path.join(img.mountPoint, 'b');
+    fs.mkdirSync(a);
+    fs.mkdirSync(b);
+    const { execFileSync } = await import('node:child_process');
+    const cli = new Cli(['watch', img.mountPoint]);
+    try {
+      await cli.waitFor(() => (cli.stderr.includes(`on ${img.mountPoint}`) ? true : undefined), 5000, 'watching');
+      execFileSync('mount', ['-t', 'tmpfs', 'fanotify-cli-a', a]);
+      await cli.waitFor(() => (cli.stderr.includes(`watching tmpfs fanotify-cli-a on ${a}`) ? true : undefined), 5000, 'watching a');
+      execFileSync('umount', [a]);
+      await cli.waitFor(() => (cli.stderr.includes(`no longer under ${img.mountPoint}: tmpfs fanotify-cli-a on ${a}`) ? true : undefined), 5000, 'a gone');
+      execFileSync('mount', ['-t', 'tmpfs', 'fanotify-cli-b', b]);
+      await cli.waitFor(() => (cli.stderr.includes(`watching tmpfs fanotify-cli-b on ${b}`) ? true : undefined), 5000, 'watching b');
+      cli.child.kill('SIGTERM');
+      expect(await cli.exit()).toEqual({ code: 0, signal: null });
+    } finally {
+      await cli.kill();
+      for (const d of [a, b]) {
+        try { execFileSync('umount', [d], { stdio: 'ignore' }); } catch { /* not mounted */ }
+      }
+      await img.dispose();
+    }
+  });
+
   test('trace --json PATH: the process, its command and the file', async () => {
     const dir = fs.mkdtempSync('/tmp/fanotify-cli-trace-');
     fs.writeFileSync(path.join(dir, 'read-me'), 'x');
@@ -367,7 +541,7 @@ describeRoot('fanotify mounts, watch and trace', () => {
     const { spawnSync } = await import('node:child_process');
     try {
       await sleep(500);
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + bound(5000);
       let seen: Record<string, unknown> | undefined;
       while (!seen && Date.now() < deadline) {
         spawnSync('cat', [path.join(dir, 'read-me')]);
@@ -383,6 +557,73 @@ describeRoot('fanotify mounts, watch and trace', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // Mount marks see every access on the mount: only the mount PATH lives
+  // on and those below it are marked, never the ones above.
+  test('trace PATH marks the mount holding PATH and the mounts below it, none above', async () => {
+    const img = await LoopImage.create({ sizeMiB: 32 });
+    const below = path.join(img.mountPoint, 'below');
+    const { execFileSync } = await import('node:child_process');
+    fs.mkdirSync(below);
+    execFileSync('mount', ['-t', 'tmpfs', 'fanotify-trace-below', below]);
+    const inside = fs.mkdtempSync('/tmp/fanotify-cli-trace-in-');  // a directory on the mount of /tmp
+    let cli: Cli | undefined;
+    let cli2: Cli | undefined;
+    try {
+      cli = new Cli(['trace', img.mountPoint]);
+      const c = cli;
+      await c.waitFor(() => (markedMounts(c.child.pid!).includes(mountIdAt(below)) ? true : undefined), 5000, 'the marks');
+      await sleep(200);  // every mark is placed before the first read
+      expect(markedMounts(c.child.pid!)).toEqual([mountIdAt(img.mountPoint), mountIdAt(below)].sort((a, b) => a - b));
+      expect(c.stderr).toMatch(new RegExp(`^tracing ext4 ${img.device} on ${img.mountPoint}$`, 'm'));
+      expect(c.stderr).toMatch(new RegExp(`^tracing tmpfs fanotify-trace-below on ${below}$`, 'm'));
+
+      // PATH inside a mount: that mount has to be marked (and nothing above it).
+      cli2 = new Cli(['trace', inside]);
+      const c2 = cli2;
+      const holder = mountPointOf(inside);
+      await c2.waitFor(() => (markedMounts(c2.child.pid!).includes(mountIdAt(holder)) ? true : undefined), 5000, 'the mark');
+      await sleep(200);
+      expect(markedMounts(c2.child.pid!)).toEqual([mountIdAt(holder)]);
+    } finally {
+      await cli?.kill();
+      await cli2?.kill();
+      try { execFileSync('umount', [below]); } catch { execFileSync('umount', ['-l', below]); }
+      await img.dispose();
+      fs.rmSync(inside, { recursive: true, force: true });
+    }
+  });
+
+  // A tracer that falls behind loses events: the kernel queues one overflow
+  // event (it has no fd, so no path) and trace must show it.
+  test('trace --json: an overflow of the kernel queue is a line of its own', async () => {
+    const dir = fs.mkdtempSync('/tmp/fanotify-cli-trace-ovf-');
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('mount', ['-t', 'tmpfs', 'fanotify-trace-ovf', dir]);
+    const max = Number(fs.readFileSync('/proc/sys/fs/fanotify/max_queued_events', 'utf8'));
+    let cli: Cli | undefined;
+    try {
+      // One file per event: opens of one file by one process would merge.
+      for (let i = 0; i < max + 200; i++) fs.writeFileSync(path.join(dir, `f${i}`), '');
+      cli = new Cli(['trace', '--json', '--events', 'open', dir]);
+      const c = cli;
+      await c.waitFor(() => (markedMounts(c.child.pid!).includes(mountIdAt(dir)) ? true : undefined), 5000, 'the mark');
+      await sleep(200);
+      c.child.kill('SIGSTOP');  // falls behind
+      for (let i = 0; i < max + 200; i++) fs.closeSync(fs.openSync(path.join(dir, `f${i}`), 'r'));
+      c.child.kill('SIGCONT');
+      const lost = await c.waitFor(() => c.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.overflow), 20_000, 'the overflow line');
+      expect(lost).toEqual({ time: expect.any(String), overflow: true });
+      expect(c.lines.length).toBeGreaterThanOrEqual(max);  // what was queued before it is shown too
+      c.child.kill('SIGINT');
+      expect(await c.exit()).toEqual({ code: 0, signal: null });
+    } finally {
+      if (cli) cli.child.kill('SIGCONT');
+      await cli?.kill();
+      try { execFileSync('umount', [dir]); } catch { execFileSync('umount', ['-l', dir]); }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, bound(60_000));
 
   test('watch without PATH is a usage error', async () => {
     const cli = new Cli(['watch']);

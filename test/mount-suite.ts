@@ -6,7 +6,7 @@
 //
 // Other processes may (un)mount while this runs: every check picks its
 // events by mount point or mount id, never by position alone.
-import { execFileSync } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,7 +15,8 @@ import { Fanotify, MountEvent, MountWatcher, watchMounts } from '../lib';
 import { binding } from '../lib/core/binding';
 import { has } from '../lib/kernel/capabilities';
 import { readMounts } from '../lib/kernel/mount-table';
-import { bound, describeRoot, expectUnsupported, openFdCount, sleep, within } from './helpers';
+import { bound, describeRoot, expectUnsupported, openFdCount, sleep, testFeature, within } from './helpers';
+import { withQueueLimit } from './queue-limit';
 
 /** Runs a command (no shell); throws with its stderr on failure. */
 function run(cmd: string, ...args: string[]): void {
@@ -113,6 +114,17 @@ class Recorder {
   }
 }
 
+/**
+ * The result of the first next() that is not an event: other processes may
+ * (un)mount while a test waits, and their events come first.
+ */
+async function untilEnd(w: MountWatcher): Promise<IteratorResult<MountEvent>> {
+  for (;;) {
+    const r = await w.next();
+    if (r.done) return r;
+  }
+}
+
 /** Mounts with the new mount API: fsopen/fsconfig/fsmount/move_mount, from python3 via ctypes. */
 const NEW_API_MOUNT = `
 import ctypes, os, sys
@@ -133,6 +145,58 @@ sc(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, None, None, 0)
 mfd = sc(SYS_fsmount, fsfd, 0, 0)
 sc(SYS_move_mount, mfd, b"", AT_FDCWD, sys.argv[1].encode(), MOVE_MOUNT_F_EMPTY_PATH)
 `;
+
+/** A process in a mount namespace of its own (private propagation), and its mountinfo ids by mount point. */
+class OtherNamespace {
+  readonly child: ChildProcess;
+  readonly pid: number;
+
+  constructor() {
+    this.child = spawn('unshare', ['-m', '--propagation', 'private', 'sleep', '60'], { stdio: 'ignore' });
+    this.pid = this.child.pid!;
+  }
+
+  get nsPath(): string {
+    return `/proc/${this.pid}/ns/mnt`;
+  }
+
+  /** Resolves once unshare has made the namespace (its ns link differs from ours). */
+  async ready(): Promise<void> {
+    const ours = fs.readlinkSync('/proc/self/ns/mnt');
+    await within(5000, (async () => {
+      for (;;) {
+        try {
+          if (fs.readlinkSync(this.nsPath) !== ours && fs.readFileSync(`/proc/${this.pid}/comm`, 'utf8').trim() === 'sleep') return;
+        } catch {
+          // not there yet
+        }
+        await sleep(10);
+      }
+    })(), 'the other namespace');
+  }
+
+  /** Runs a command in the namespace. */
+  run(cmd: string, ...args: string[]): void {
+    execFileSync('nsenter', ['-t', String(this.pid), '-m', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  }
+
+  /** mountinfo id -> mount point, of its table. */
+  table(): Map<bigint, string> {
+    const out = new Map<bigint, string>();
+    for (const line of fs.readFileSync(`/proc/${this.pid}/mountinfo`, 'utf8').split('\n').filter(Boolean))
+      out.set(BigInt(line.split(' ')[0]), line.split(' ')[4]);
+    return out;
+  }
+
+  /** Kills it: its namespace, and the mounts only it had, go with it. */
+  async close(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const gone = new Promise((r) => this.child.once('close', r));
+      this.child.kill('SIGKILL');
+      await within(5000, gone, 'the namespace process ending').catch(() => undefined);
+    }
+  }
+}
 
 /** The suite, also run through the mountinfo fallback on kernels with mount events (mounts-mountinfo.test.ts). */
 export function mountSuite(name: string): void {
@@ -312,12 +376,100 @@ export function mountSuite(name: string): void {
       expect(openFdCount()).toBe(before);
     });
 
+    // The kernel queues one overflow event when its queue is full: the
+    // watcher says so, reads the table again and yields what changed. The
+    // mountinfo fallback compares tables anyway and has no queue to overflow.
+    test('a full queue: an overflow event, then the mounts made meanwhile; mounts is right again', async () => {
+      const dirs = ['ovf1', 'ovf2', 'ovf3'].map((d) => tempDir(d));
+      const w = withQueueLimit(1, () => watchMounts());
+      const rec = new Recorder(w);
+      try {
+        for (const d of dirs) run('mount', '-t', 'tmpfs', 'fanotify-ovf', d);
+        for (const d of dirs) await rec.waitFor((e) => e.kind === 'attach' && e.mountPoint === d, `attach at ${d}`);
+        for (const d of dirs) expect([...w.mounts.values()].some((m) => m.mountPoint === d)).toBe(true);
+        const overflow = rec.seen.findIndex((e) => e.kind === 'overflow');
+        if (w.mechanism === 'fanotify') {
+          expect(rec.seen[overflow]).toEqual({ kind: 'overflow', mountId: 0n });
+          // The first fit in the queue; what was lost comes after the overflow, from the table.
+          const last = rec.seen.findIndex((e) => e.kind === 'attach' && e.mountPoint === dirs[2]);
+          expect(last).toBeGreaterThan(overflow);
+        } else {
+          expect(overflow).toBe(-1);
+        }
+      } finally {
+        await rec.close();
+        unmountAll(...dirs);
+        removeDirs(...dirs);
+      }
+    });
+
+    // Another namespace's mounts are named from its own table, never from ours.
+    test('namespace /proc/PID/ns/mnt of another namespace: its mounts, named from its mountinfo; none of ours', async () => {
+      const ns = new OtherNamespace();
+      const ours = tempDir('ns-ours');
+      const ours2 = tempDir('ns-ours2');
+      const theirs = tempDir('ns-theirs');
+      let rec: Recorder | null = null;
+      try {
+        await ns.ready();
+        run('mount', '-t', 'tmpfs', 'fanotify-ns-ours', ours);  // in our namespace only (private propagation)
+        rec = new Recorder(watchMounts({ namespace: ns.nsPath }));
+        expect(rec.watcher.mechanism).toBe('mountinfo');
+        expect(rec.watcher.mountIds).toBe('reusable');
+        const table = ns.table();
+        expect(new Map([...rec.watcher.mounts].map(([id, m]) => [id, m.mountPoint]))).toEqual(table);
+        expect([...rec.watcher.mounts.values()].some((m) => m.mountPoint === ours)).toBe(false);
+
+        run('mount', '-t', 'tmpfs', 'fanotify-ns-ours2', ours2);  // ours again: not theirs to report
+        ns.run('mount', '-t', 'tmpfs', 'fanotify-ns-theirs', theirs);
+        const attach = await rec.waitFor((e) => e.kind === 'attach' && e.mountPoint === theirs, 'the attach in the other namespace');
+        expect(attach).toEqual({ kind: 'attach', mountId: expect.any(BigInt), mountPoint: theirs, fsType: 'tmpfs', source: 'fanotify-ns-theirs' });
+        expect(ns.table().get(attach.mountId)).toBe(theirs);
+        expect(rec.seen.filter((e) => e.mountPoint === ours2 || e.mountPoint === ours)).toEqual([]);
+      } finally {
+        await rec?.close();
+        await ns.close();
+        unmountAll(ours, ours2);
+        removeDirs(ours, ours2, theirs);
+      }
+    });
+
+    testFeature('mntnsMark', 'namespace as an fd of another namespace: its events with mount ids only, mounts empty', async () => {
+      const ns = new OtherNamespace();
+      const ours = tempDir('nsfd-ours');
+      const there = tempDir('nsfd-there');
+      let fd = -1;
+      let rec: Recorder | null = null;
+      try {
+        await ns.ready();
+        fd = fs.openSync(ns.nsPath, 'r');
+        rec = new Recorder(watchMounts({ namespace: fd }));
+        expect(rec.watcher.mechanism).toBe('fanotify');
+        expect(rec.watcher.mounts.size).toBe(0);  // nothing of ours
+        run('mount', '-t', 'tmpfs', 'fanotify-nsfd-ours', ours);
+        ns.run('mount', '-t', 'tmpfs', 'fanotify-nsfd-there', there);
+        const id = [...ns.table()].find(([, p]) => p === there)![0];
+        const attach = await rec.waitFor((e) => e.kind === 'attach', 'the attach in the other namespace');
+        expect(attach).toEqual({ kind: 'attach', mountId: expect.any(BigInt) });  // no names from our table
+        expect(id).toBeDefined();
+        await sleep(200);
+        expect(rec.seen.filter((e) => e.kind !== 'attach')).toEqual([]);  // our mount is not theirs
+        expect(rec.seen).toHaveLength(1);
+      } finally {
+        await rec?.close();
+        if (fd >= 0) fs.closeSync(fd);
+        await ns.close();
+        unmountAll(ours);
+        removeDirs(ours, there);
+      }
+    });
+
     describe('ending the iterator', () => {
       test('return() ends a waiting next() and closes the group', async () => {
         const before = openFdCount();
         const w = watchMounts();
         expect(openFdCount()).toBeGreaterThan(before);
-        const pending = w.next();
+        const pending = untilEnd(w);
         await sleep(20);
         expect(await within(2000, w.return())).toEqual({ done: true, value: undefined });
         expect(await within(2000, pending)).toEqual({ done: true, value: undefined });
@@ -328,7 +480,7 @@ export function mountSuite(name: string): void {
       test('close() ends it too, and breaking out of for await closes it', async () => {
         const before = openFdCount();
         const w = watchMounts();
-        const pending = w.next();
+        const pending = untilEnd(w);
         await w.close();
         expect(await within(2000, pending)).toEqual({ done: true, value: undefined });
         expect(openFdCount()).toBe(before);
@@ -355,7 +507,7 @@ export function mountSuite(name: string): void {
         const ac = new AbortController();
         const w = watchMounts({ signal: ac.signal });
         try {
-          const pending = w.next();
+          const pending = untilEnd(w);
           pending.catch(() => undefined);
           await sleep(20);
           ac.abort();
@@ -371,7 +523,7 @@ export function mountSuite(name: string): void {
         const ac = new AbortController();
         const w = watchMounts({ signal: ac.signal });
         try {
-          const pending = w.next();
+          const pending = untilEnd(w);
           pending.catch(() => undefined);
           await sleep(20);
           ac.abort();

@@ -2,13 +2,13 @@
 // loop devices and mounts, so they need root. Without root they are skipped,
 // unless CI=true, where they must run (and fail loudly if they cannot).
 
-import { execFileSync, spawnSync } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LoopImage, LoopImageError, withLoopImage } from '../lib/testing';
 
-import { bound, privileged as canRun } from './helpers';
+import { bound, privileged as canRun, sleep, within } from './helpers';
 if (!canRun) console.log('test/testing.test.ts: skipped, LoopImage needs root (set CI=true to force)');
 const suite = canRun ? describe : describe.skip;
 
@@ -45,6 +45,48 @@ async function errnoOf(p: Promise<unknown>): Promise<number | undefined> {
     return errno === undefined ? -1 : Math.abs(errno);
   }
   return undefined;
+}
+
+interface Held { imagePath: string; mountPoint: string; device?: string }
+
+/** test/fixtures/loop-holder.js: a process holding two images until it is killed. */
+function startHolder(): { child: ChildProcess; images: Promise<Held[]>; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'loop-holder.js'), path.join(__dirname, '..', 'dist')],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })));
+  const images = within(20_000, (async () => {
+    while (!out.includes('\n')) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`loop-holder.js ended: ${err}`);
+      await sleep(20);
+    }
+    return JSON.parse(out.split('\n')[0]) as Held[];
+  })(), 'loop-holder.js making its images');
+  return { child, images, exit };
+}
+
+/** No mount, loop device or file of these images is left (a busy loop device is let go a moment after its last user). */
+async function expectLeftNothing(images: Held[]): Promise<void> {
+  for (const deadline = Date.now() + bound(2000); images.some((img) => loopDevices().includes(img.imagePath)) && Date.now() < deadline;) await sleep(20);
+  for (const img of images) {
+    expect(mountinfo()).not.toContain(img.mountPoint);
+    expect(loopDevices()).not.toContain(img.imagePath);
+    expect(fs.existsSync(path.dirname(img.imagePath))).toBe(false);
+  }
+}
+
+/** For finally: what the kit did not remove, removed by hand. */
+function removeByHand(images: Held[]): void {
+  for (const img of images) {
+    if (mountinfo().includes(` ${img.mountPoint} `)) execFileSync('umount', ['-l', img.mountPoint]);
+    for (const line of loopDevices().split('\n'))
+      if (line.includes(img.imagePath)) spawnSync('losetup', ['-d', line.split(':')[0]]);
+    fs.rmSync(path.dirname(img.imagePath), { recursive: true, force: true });
+  }
 }
 
 suite('LoopImage', () => {
@@ -248,6 +290,97 @@ suite('LoopImage', () => {
         fs.rmSync(path.dirname(paths.imagePath), { recursive: true, force: true });
       }
       fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  // Signals: the kit cleans up, then dies of the signal as it would have.
+  test.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)('a process holding images (one busy, a watcher open) killed with %s leaves nothing behind', async (sig) => {
+    const holder = startHolder();
+    let images: Held[] = [];
+    try {
+      images = await holder.images;
+      for (const i of images) expect(mountinfo()).toContain(` ${i.mountPoint} `);
+      holder.child.kill(sig);
+      expect(await holder.exit).toEqual({ code: null, signal: sig });
+      await expectLeftNothing(images);
+    } finally {
+      holder.child.kill('SIGKILL');
+      removeByHand(images);
+    }
+  });
+
+  // A CI timeout stops jest with SIGTERM; a test that timed out with a
+  // watcher open keeps jest from exiting by itself until then.
+  test('a jest run stopped with SIGTERM after a test timed out with a watcher open leaves nothing behind', async () => {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'loopimage-jest-'));
+    const report = path.join(work, 'image.json');
+    let images: Held[] = [];
+    const jest = spawn(process.execPath, [require.resolve('jest/bin/jest'), '--config', path.join(__dirname, 'fixtures', 'loop-jest', 'jest.config.js'), '--ci'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FANOTIFY_DIST: path.join(__dirname, '..', 'dist'), FANOTIFY_REPORT: report },
+    });
+    let stderr = '';
+    jest.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    jest.stdout!.resume();
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      jest.on('close', (code, signal) => resolve({ code, signal })));
+    try {
+      await within(30_000, (async () => {
+        while (!/Tests:/.test(stderr)) await sleep(50);
+      })(), 'the jest run to finish its tests');
+      images = [JSON.parse(fs.readFileSync(report, 'utf8')) as Held];
+      expect(stderr).toMatch(/Exceeded timeout/);
+      if (jest.exitCode === null) jest.kill('SIGTERM');  // it cannot exit by itself: the watcher is open
+      const r = await within(10_000, exit, 'jest ending after SIGTERM');
+      expect(r.signal ?? r.code).toBeTruthy();
+      await expectLeftNothing(images);
+    } finally {
+      jest.kill('SIGKILL');
+      removeByHand(images);
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  // SIGKILL leaves no chance to clean up: the kit's directories carry the
+  // owner's pid and start time, and the next run removes what a dead owner left.
+  test('after a SIGKILL, LoopImage.sweep() and the next create() remove what the dead process left, and only that', async () => {
+    const dead = startHolder();
+    const live = startHolder();
+    let deadImages: Held[] = [];
+    let liveImages: Held[] = [];
+    const dead2 = startHolder();
+    let dead2Images: Held[] = [];
+    try {
+      [deadImages, liveImages, dead2Images] = await Promise.all([dead.images, live.images, dead2.images]);
+      dead.child.kill('SIGKILL');
+      dead2.child.kill('SIGKILL');
+      await dead.exit;
+      await dead2.exit;
+      for (const i of [...deadImages, ...dead2Images]) {
+        expect(mountinfo()).toContain(` ${i.mountPoint} `);  // left behind
+        expect(loopDevices()).toContain(i.imagePath);
+      }
+      const removed = LoopImage.sweep();
+      for (const i of [...deadImages, ...dead2Images]) expect(removed).toContain(path.dirname(i.imagePath));
+      await expectLeftNothing([...deadImages, ...dead2Images]);
+      for (const i of liveImages) {
+        expect(removed).not.toContain(path.dirname(i.imagePath));
+        expect(mountinfo()).toContain(` ${i.mountPoint} `);  // a live owner's images are its own
+        expect(loopDevices()).toContain(i.imagePath);
+      }
+      expect(LoopImage.sweep()).toEqual([]);
+
+      // A process's first create() sweeps too.
+      live.child.kill('SIGKILL');
+      await live.exit;
+      const next = spawnSync(process.execPath, ['-e', `
+        const { LoopImage } = require(${JSON.stringify(path.join(__dirname, '../dist/testing.js'))});
+        LoopImage.create().then((img) => img.dispose());`], { encoding: 'utf8', timeout: bound(20_000) });
+      expect(next.stderr).toBe('');
+      await expectLeftNothing(liveImages);
+    } finally {
+      for (const h of [dead, live, dead2]) h.child.kill('SIGKILL');
+      removeByHand([...deadImages, ...liveImages, ...dead2Images]);
     }
   });
 

@@ -10,7 +10,8 @@ import { watch, Watcher, WatchEvent } from '../lib';
 import { binding } from '../lib/core/binding';
 import { formatFsid } from '../lib/core/fileid';
 import { LoopImage } from '../lib/testing';
-import { bound, describeRoot, openFdCount, sleep, within } from './helpers';
+import { describeRoot, openFdCount, sleep, within } from './helpers';
+import { until, WatchRecorder } from './watchers';
 
 function run(cmd: string, ...args: string[]): void {
   execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -41,63 +42,6 @@ function unmountAll(...paths: string[]): void {
 
 const fsidOf = (p: string): string => formatFsid(...binding.fsidOf(p));
 
-/** Reads a watcher in the background into `seen`, so tests can wait on what arrived. */
-class Recorder {
-  readonly seen: WatchEvent[] = [];
-  error: unknown = null;
-  readonly done: Promise<void>;
-
-  constructor(readonly watcher: Watcher) {
-    this.done = (async () => {
-      try {
-        for (;;) {
-          const r = await watcher.next();
-          if (r.done) return;
-          this.seen.push(r.value);
-        }
-      } catch (err) {
-        this.error = err;
-      }
-    })();
-  }
-
-  /** The first event matching pred, waiting up to ms for it. */
-  async waitFor(pred: (ev: WatchEvent) => boolean, what: string, ms = 5000): Promise<WatchEvent> {
-    const deadline = Date.now() + bound(ms);
-    for (;;) {
-      const ev = this.seen.find(pred);
-      if (ev) return ev;
-      if (this.error) throw this.error;
-      if (Date.now() > deadline) {
-        const shown = this.seen.slice(-30).map((e) => `${e.path} [${e.events.join(',')}]${e.isDir ? ' dir' : ''}`);
-        throw new Error(`no ${what} within ${ms} ms; last seen:\n  ${shown.join('\n  ')}`);
-      }
-      await sleep(10);
-    }
-  }
-
-  /** Every event name seen for a path (the kernel merges events on one name still queued). */
-  eventsAt(p: string): Set<string> {
-    const out = new Set<string>();
-    for (const ev of this.seen) if (ev.path === p) for (const e of ev.events) out.add(e);
-    return out;
-  }
-
-  async close(): Promise<void> {
-    await this.watcher.close();
-    await within(5000, this.done, 'the recorder loop ending');
-  }
-}
-
-/** Polls until check() is true; fails after ms. */
-async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + bound(ms);
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(10);
-  }
-}
-
 describeRoot('watch()', () => {
   let img: LoopImage;
   beforeAll(async () => {
@@ -109,7 +53,7 @@ describeRoot('watch()', () => {
 
   test('create, mkdir, rename across directories and delete come with full paths', async () => {
     const work = fs.mkdtempSync(path.join(img.mountPoint, 'w1-'));
-    const rec = new Recorder(watch(img.mountPoint));
+    const rec = new WatchRecorder(watch(img.mountPoint));
     try {
       expect(rec.watcher.root).toBe(img.mountPoint);
       expect(rec.watcher.filesystems).toEqual([
@@ -154,45 +98,12 @@ describeRoot('watch()', () => {
     }
   });
 
-  test('a filesystem mounted under the root after the start is followed', async () => {
-    const other = await LoopImage.create({ sizeMiB: 32 });
-    const at = path.join(img.mountPoint, `late-${process.pid}`);
-    fs.mkdirSync(at);
-    const rec = new Recorder(watch(img.mountPoint));
-    try {
-      const otherFsid = fsidOf(other.mountPoint);
-      expect(rec.watcher.filesystems.map((f) => f.fsid)).not.toContain(otherFsid);
-      run('mount', '--bind', other.mountPoint, at);
-      await until(() => rec.watcher.filesystems.some((f) => f.fsid === otherFsid), 'the watcher taking the new filesystem');
-      expect(rec.watcher.filesystems.find((f) => f.fsid === otherFsid)).toEqual({
-        fsid: otherFsid, mountPoint: at, fsType: 'ext4', source: expect.stringMatching(/^\/dev\/loop\d+$/),
-      });
-
-      const file = path.join(at, 'new-file');
-      fs.writeFileSync(file, 'x');
-      const ev = await rec.waitFor((e) => e.path === file, 'create on the followed filesystem');
-      expect(ev.events).toContain('create');
-      expect(ev.filesystem).toMatchObject({ fsid: otherFsid, mountPoint: at });
-
-      // The mark is on the filesystem: a change made through its other mount
-      // point is named through the mount under the root.
-      fs.writeFileSync(path.join(other.mountPoint, 'via-elsewhere'), 'y');
-      const ev2 = await rec.waitFor((e) => e.path !== null && e.path.endsWith('/via-elsewhere'), 'create via the other mount');
-      expect(ev2.path).toBe(path.join(at, 'via-elsewhere'));
-    } finally {
-      await rec.close();
-      unmountAll(at);
-      await other.dispose();
-      fs.rmSync(at, { recursive: true, force: true });
-    }
-  });
-
   test('events outside the root are not reported, even under a sibling sharing its prefix', async () => {
     const root = path.join(img.mountPoint, 'inside');
     const sibling = path.join(img.mountPoint, 'inside2');  // "inside" is a prefix of its path
     const elsewhere = path.join(img.mountPoint, 'elsewhere');
     for (const d of [root, sibling, elsewhere]) fs.mkdirSync(d, { recursive: true });
-    const rec = new Recorder(watch(root));
+    const rec = new WatchRecorder(watch(root));
     try {
       fs.writeFileSync(path.join(elsewhere, 'out1'), 'x');
       fs.writeFileSync(path.join(sibling, 'out2'), 'x');
@@ -208,62 +119,6 @@ describeRoot('watch()', () => {
     }
   });
 
-  test('a mount moved into the root from outside is followed', async () => {
-    const outside = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), 'fanotify-watch-move-'));
-    const inside = path.join(img.mountPoint, `moved-in-${process.pid}`);
-    fs.mkdirSync(inside);
-    run('mount', '-t', 'tmpfs', 'fanotify-movein', outside);
-    const rec = new Recorder(watch(img.mountPoint));
-    try {
-      const tmpfsFsid = fsidOf(outside);
-      run('mount', '--move', outside, inside);
-      await until(() => rec.watcher.filesystems.some((f) => f.fsid === tmpfsFsid), 'the watcher taking the moved-in tmpfs');
-      expect(rec.watcher.filesystems.find((f) => f.fsid === tmpfsFsid)).toEqual({
-        fsid: tmpfsFsid, mountPoint: inside, fsType: 'tmpfs', source: 'fanotify-movein',
-      });
-      const file = path.join(inside, 'x');
-      fs.writeFileSync(file, 'x');
-      const ev = await rec.waitFor((e) => e.path === file, 'create on the moved-in tmpfs');
-      expect(ev.filesystem).toMatchObject({ fsType: 'tmpfs', mountPoint: inside });
-    } finally {
-      await rec.close();
-      unmountAll(outside, inside);
-      fs.rmSync(outside, { recursive: true, force: true });
-      fs.rmSync(inside, { recursive: true, force: true });
-    }
-  });
-
-  // A followed filesystem that leaves the root (umount, move out) keeps its
-  // kernel mark until close, but its changes made through its other mount
-  // points must not be reported under the old, vanished mount point.
-  test('once a followed filesystem is unmounted from under the root, its changes elsewhere are not reported', async () => {
-    const other = await LoopImage.create({ sizeMiB: 32 });
-    const at = path.join(img.mountPoint, `gone-${process.pid}`);
-    fs.mkdirSync(at);
-    const rec = new Recorder(watch(img.mountPoint));
-    try {
-      const otherFsid = fsidOf(other.mountPoint);
-      run('mount', '--bind', other.mountPoint, at);
-      await until(() => rec.watcher.filesystems.some((f) => f.fsid === otherFsid), 'the watcher taking the new filesystem');
-      fs.writeFileSync(path.join(at, 'while-mounted'), 'x');
-      await rec.waitFor((e) => e.path === path.join(at, 'while-mounted'), 'create while mounted under the root');
-      run('umount', at);
-      // Still mounted at other.mountPoint, outside the root.
-      fs.writeFileSync(path.join(other.mountPoint, 'after-umount'), 'x');
-      fs.writeFileSync(path.join(img.mountPoint, `sentinel-${process.pid}`), 'x');
-      await rec.waitFor((e) => e.path === path.join(img.mountPoint, `sentinel-${process.pid}`), 'the sentinel');
-      await sleep(300);
-      const leaked = rec.seen.filter((e) => e.filesystem.fsid === otherFsid && e.path !== path.join(at, 'while-mounted'));
-      expect(leaked).toEqual([]);
-    } finally {
-      await rec.close();
-      unmountAll(at);
-      await other.dispose();
-      fs.rmSync(at, { recursive: true, force: true });
-      fs.rmSync(path.join(img.mountPoint, `sentinel-${process.pid}`), { force: true });
-    }
-  });
-
   // When the root is a subdirectory of its filesystem, an event whose
   // directory is already gone cannot be placed: it must not be reported.
   test('a change in a directory outside the root that is gone before it is read is not reported', async () => {
@@ -271,7 +126,7 @@ describeRoot('watch()', () => {
     const elsewhere = path.join(img.mountPoint, 'elsewhere-q');
     fs.mkdirSync(root, { recursive: true });
     fs.mkdirSync(elsewhere, { recursive: true });
-    const rec = new Recorder(watch(root));
+    const rec = new WatchRecorder(watch(root));
     try {
       // All in one synchronous run: the watcher names nothing before the directory is gone.
       const gone = path.join(elsewhere, 'short-lived');
@@ -331,7 +186,7 @@ describeRoot('watch()', () => {
     test("watch('/') lists /proc in skipped and reports a change under a temp dir (bounded, then closed)", async () => {
       const tmp = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), 'fanotify-watch-root-'));
       const before = openFdCount();
-      const rec = new Recorder(watch('/'));
+      const rec = new WatchRecorder(watch('/'));
       try {
         const w = rec.watcher;
         expect(w.root).toBe('/');
@@ -354,7 +209,7 @@ describeRoot('watch()', () => {
 
   test('a directory renamed after its path was cached: later events are named under the new name', async () => {
     const work = fs.mkdtempSync(path.join(img.mountPoint, 'w5-'));
-    const rec = new Recorder(watch(img.mountPoint));
+    const rec = new WatchRecorder(watch(img.mountPoint));
     try {
       const d = path.join(work, 'd');
       const e = path.join(work, 'e');
@@ -378,7 +233,7 @@ describeRoot('watch()', () => {
   // not include them.
   test("the same with events: ['create'] only (no rename events asked for)", async () => {
     const work = fs.mkdtempSync(path.join(img.mountPoint, 'w6-'));
-    const rec = new Recorder(watch(img.mountPoint, { events: ['create'] }));
+    const rec = new WatchRecorder(watch(img.mountPoint, { events: ['create'] }));
     try {
       const d = path.join(work, 'd');
       const e = path.join(work, 'e');

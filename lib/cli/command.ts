@@ -140,7 +140,9 @@ export function privileged<T>(open: () => T): T {
   }
 }
 
-/** JSON with bigints as decimal strings and Buffers as hex. */
+/** The line (after the time) for an event that says the kernel's queue overflowed. */
+export const OVERFLOW_TEXT = "OVERFLOW the kernel's event queue overflowed: events were lost";
+
 /** For stderr: how a watcher learns of new mounts on this kernel. */
 export function describeMountMechanism(mechanism: 'fanotify' | 'mountinfo'): string {
   return mechanism === 'fanotify'
@@ -148,6 +150,7 @@ export function describeMountMechanism(mechanism: 'fanotify' | 'mountinfo'): str
     : 'following mounts through /proc/self/mountinfo (this kernel has no fanotify mount events, Linux 6.15)';
 }
 
+/** JSON with bigints as decimal strings and Buffers as hex. */
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {
     if (typeof v === 'bigint') return v.toString();

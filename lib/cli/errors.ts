@@ -1,5 +1,7 @@
 // fanotify errors [PATH...]: the filesystem health monitor (FAN_FS_ERROR).
-import { Command, CommandContext, describeMountMechanism, isPermissionError, JSON_OPTION, NeedsPrivilege, VERBOSE_OPTION } from './command';
+import {
+  Command, CommandContext, describeMountMechanism, isPermissionError, JSON_OPTION, NeedsPrivilege, OVERFLOW_TEXT, VERBOSE_OPTION,
+} from './command';
 import { ErrorFilesystem, ErrorWatcher, FsErrorEvent, watchErrors } from '../index';
 
 function describeFs(f: ErrorFilesystem): string {
@@ -9,6 +11,7 @@ function describeFs(f: ErrorFilesystem): string {
 
 /** FsErrorEvent as plain JSON: time ISO, ino decimal string, handle hex. */
 export function errorEventToJson(e: FsErrorEvent): Record<string, unknown> {
+  if (e.overflow) return { time: e.time.toISOString(), overflow: true, errno: e.errno, code: e.code, count: e.count };
   const out: Record<string, unknown> = {
     time: e.time.toISOString(),
     errno: e.errno,
@@ -28,11 +31,15 @@ export function errorEventToJson(e: FsErrorEvent): Record<string, unknown> {
   return out;
 }
 
+// ext4 still counts the lost errors: where to look.
+const ERRORS_LOST = `${OVERFLOW_TEXT} (ext4 still counts lost errors in /sys/fs/ext4/*/errors_count)`;
+
 /**
  * One readable line:
  * `2026-11-22T02:46:48.746Z EFSCORRUPTED (117) x1 ext4 /dev/loop0 on /mnt: inode 13 gen 2938 [/mnt/dir/bad] at ext4_lookup:1787`
  */
 export function formatErrorEvent(e: FsErrorEvent): string {
+  if (e.overflow) return `${e.time.toISOString()} ${ERRORS_LOST}`;
   let line = `${e.time.toISOString()} ${e.code} (${e.errno}) x${e.count} ${describeFs(e.filesystem)}: `;
   if (e.inode) {
     const i = e.inode;
@@ -67,19 +74,29 @@ async function run(ctx: CommandContext): Promise<number> {
     if (isPermissionError(e)) throw new NeedsPrivilege(e);
     throw e;
   }
-  let announced = 0;
-  let announcedSkipped = 0;
+  // What stderr has said is watched (by fsid) and skipped: filesystems come
+  // and go (unmounted, mounted again), and each change is said once.
+  const shown = new Map<string, ErrorFilesystem>();
+  const shownSkipped = new Set<object>();
   const announce = (): void => {
-    for (; announced < watcher.filesystems.length; announced++) {
-      const f = watcher.filesystems[announced];
-      err(`watching ${describeFs(f)} (fsid ${f.fsid})`);
+    const now = new Map(watcher.filesystems.map((f) => [f.fsid, f]));
+    for (const [fsid, f] of shown) {
+      if (now.has(fsid)) continue;
+      shown.delete(fsid);
+      err(`no longer mounted: ${describeFs(f)} (fsid ${fsid}); watched again when it is mounted again`);
     }
-    for (; announcedSkipped < watcher.skipped.length; announcedSkipped++) {
-      const s = watcher.skipped[announcedSkipped];
+    for (const [fsid, f] of now) {
+      if (shown.has(fsid)) continue;
+      shown.set(fsid, { ...f });
+      err(`watching ${describeFs(f)} (fsid ${fsid})`);
+    }
+    for (const s of watcher.skipped) {
+      if (shownSkipped.has(s)) continue;
+      shownSkipped.add(s);
       if (verbose) err(`skipping ${s.type} ${s.source} on ${s.mountPoint}: ${s.code}: ${s.reason}`);
     }
   };
-  // Later mounts (no PATH given) are added by the watcher as they appear.
+  // Mounts come and go; the watcher follows them.
   const poll = setInterval(announce, 250);
   poll.unref();
   try {

@@ -1,8 +1,9 @@
 // fanotify mounts: mount attach/detach/move events of this mount namespace.
-import { Command, CommandContext, describeMountMechanism, JSON_OPTION, privileged, toJson } from './command';
+import { Command, CommandContext, describeMountMechanism, JSON_OPTION, OVERFLOW_TEXT, privileged, toJson } from './command';
 import { MountEvent, watchMounts } from '../index';
 
 export function formatMountEvent(time: Date, m: MountEvent): string {
+  if (m.kind === 'overflow') return `${time.toISOString()} ${OVERFLOW_TEXT} (the table was read again: what changed meanwhile follows)`;
   const what = m.mountPoint === undefined ? '(unknown mount)' : `${m.fsType} ${m.source} on ${m.mountPoint}`;
   return `${time.toISOString()} ${m.kind.padEnd(6)} ${what} (mount id ${m.mountId})`;
 }

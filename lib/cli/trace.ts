@@ -1,11 +1,11 @@
 // fanotify trace [PATH]: which process opens, reads, writes and executes what
-// (as fatrace does): a mount mark on every mount under PATH, and the path of
-// each event's fd.
+// (as fatrace does): a mount mark on the mount PATH lives on and on every
+// mount below it, and the path of each event's fd.
 import * as fs from 'node:fs';
 
-import { Command, CommandContext, JSON_OPTION, privileged, toJson, UsageError } from './command';
+import { Command, CommandContext, JSON_OPTION, OVERFLOW_TEXT, privileged, toJson, UsageError } from './command';
 import { Fanotify, FanotifyEvent, MarkEventName } from '../index';
-import { readMountInfo } from '../kernel/mountinfo';
+import { Mount, mountOf, readMounts } from '../kernel/mount-table';
 
 const DEFAULT_EVENTS: MarkEventName[] = ['open', 'access', 'modify', 'closeWrite', 'openExec'];
 
@@ -20,6 +20,20 @@ function commOf(pid: number): string {
   }
 }
 
+/**
+ * The mounts an access under root can be on: the one root lives on (the
+ * topmost at its mount point) and every mount below root. A mount mark sees
+ * every access on its mount, so none above is marked: their events could
+ * only be thrown away. One per mount point: a path reaches the topmost only.
+ */
+export function mountsUnder(root: string, table: Mount[] = readMounts()): Mount[] {
+  const byPoint = new Map<string, Mount>();
+  const own = mountOf(root, table);
+  if (own) byPoint.set(own.mountPoint, own);
+  for (const m of table) if (m.mountPoint !== root && under(m.mountPoint, root)) byPoint.set(m.mountPoint, m);  // later ones are on top
+  return [...byPoint.values()];
+}
+
 export function formatTraceEvent(time: Date, pid: number, comm: string, ev: FanotifyEvent): string {
   return `${time.toISOString()} ${String(pid).padStart(7)} ${comm.padEnd(15)} ${ev.events.join(',').padEnd(20)} ${ev.path ?? '?'}`;
 }
@@ -29,15 +43,15 @@ async function run({ args, signal, out, err }: CommandContext): Promise<number> 
   const list = args.options.events;
   const events = typeof list === 'string' ? (list.split(',').filter(Boolean) as MarkEventName[]) : DEFAULT_EVENTS;
   if (events.length === 0) throw new UsageError('--events needs at least one event name');
+  const json = args.options.json === true;
   const fan = privileged(() => new Fanotify());
   try {
-    // Every mount whose tree overlaps PATH: the one holding it and those below.
     let marked = 0;
-    for (const m of readMountInfo()) {
-      if (!under(m.mountPoint, root) && !under(root, m.mountPoint)) continue;
+    for (const m of mountsUnder(root)) {
       try {
         privileged(() => fan.add(m.mountPoint, events, { scope: 'mount' }));
         marked++;
+        err(`tracing ${m.fsType} ${m.source} on ${m.mountPoint}`);
       } catch (e) {
         if ((e as Error).message.startsWith('needs CAP_SYS_ADMIN')) throw e;
         err(`skipping ${m.fsType} on ${m.mountPoint}: ${(e as { code?: string }).code ?? 'error'}`);
@@ -45,12 +59,17 @@ async function run({ args, signal, out, err }: CommandContext): Promise<number> 
     }
     if (marked === 0) throw new Error(`no mount under ${root} takes a mark`);
     for await (const ev of fan.events({ signal })) {
+      const time = new Date();
+      // No fd, so no path: shown whatever PATH is, or a tracer that falls behind would not know.
+      if (ev.overflow) {
+        out(json ? toJson({ time: time.toISOString(), overflow: true }) : `${time.toISOString()} ${OVERFLOW_TEXT}`);
+        continue;
+      }
       if (ev.pid === process.pid) continue;  // our own reads of /proc and the like
       const p = ev.path;
       if (p === undefined || !under(p, root)) continue;
-      const time = new Date();
       const comm = commOf(ev.pid);
-      out(args.options.json
+      out(json
         ? toJson({ time: time.toISOString(), pid: ev.pid, comm, events: ev.events, path: p })
         : formatTraceEvent(time, ev.pid, comm, ev));
     }

@@ -1,9 +1,12 @@
 // fanotify watch PATH: a change feed with full paths over every filesystem
 // under PATH, including those mounted there later.
-import { Command, CommandContext, describeMountMechanism, JSON_OPTION, privileged, toJson, UsageError, VERBOSE_OPTION } from './command';
+import {
+  Command, CommandContext, describeMountMechanism, JSON_OPTION, OVERFLOW_TEXT, privileged, toJson, UsageError, VERBOSE_OPTION,
+} from './command';
 import { MarkEventName, watch, WatchEvent } from '../index';
 
 export function formatWatchEvent(time: Date, e: WatchEvent): string {
+  if (e.overflow) return `${time.toISOString()} ${OVERFLOW_TEXT}`;
   const what = e.from !== undefined || e.to !== undefined ? `${e.from ?? '?'} -> ${e.to ?? '?'}` : e.path ?? '(gone)';
   return `${time.toISOString()} ${e.events.join(',').padEnd(16)} ${e.isDir ? 'dir ' : 'file'} ${what} (pid ${e.pid})`;
 }
@@ -14,11 +17,19 @@ async function run({ args, signal, out, err }: CommandContext): Promise<number> 
   const list = args.options.events;
   const events = typeof list === 'string' ? (list.split(',').filter(Boolean) as MarkEventName[]) : undefined;
   const watcher = privileged(() => watch(root, { signal, events }));
-  let announced = 0;
+  // Filesystems come and go under PATH: each change is said once (by fsid).
+  const shown = new Map<string, string>();
   const announce = (): void => {
-    for (; announced < watcher.filesystems.length; announced++) {
-      const f = watcher.filesystems[announced];
-      err(`watching ${f.fsType} ${f.source} on ${f.mountPoint}`);
+    const now = new Map(watcher.filesystems.map((f) => [f.fsid, `${f.fsType} ${f.source} on ${f.mountPoint}`]));
+    for (const [fsid, what] of shown) {
+      if (now.get(fsid) === what) continue;
+      shown.delete(fsid);
+      if (!now.has(fsid)) err(`no longer under ${watcher.root}: ${what}`);
+    }
+    for (const [fsid, what] of now) {
+      if (shown.has(fsid)) continue;
+      shown.set(fsid, what);
+      err(`watching ${what}`);
     }
   };
   announce();

@@ -1,6 +1,7 @@
 // FileId -> path, through open_by_handle_at on a mount of the same filesystem
 // (found by statfs f_fsid in the mount table). Only the mount point is cached,
 // not an fd: a cached fd would keep the filesystem busy and block umount.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { binding } from './binding';
@@ -53,16 +54,33 @@ export function resolveVia(mountPoint: string, fileId: FileId): Promise<string |
   return pathOfHandle(mountPoint, parseFsid(fileId.fsid), fileId);
 }
 
-function pathOfHandle(mountPoint: string, fsid: [number, number], id: FileId): Promise<string | null | undefined> {
-  return new Promise((resolvePromise, reject) => {
+async function pathOfHandle(mountPoint: string, fsid: [number, number], id: FileId): Promise<string | null | undefined> {
+  const p = await new Promise<string | null | undefined>((resolvePromise, reject) => {
     binding.pathOfHandle(mountPoint, fsid[0], fsid[1], id.handleType, id.handle,
-      (err, p) => (err ? reject(fromNative(err)) : resolvePromise(p)));
+      (err, found) => (err ? reject(fromNative(err)) : resolvePromise(found)));
   });
+  return typeof p === 'string' && unlinked(p, id) ? null : p;
+}
+
+/**
+ * An object that is still open somewhere opens by handle after it was
+ * unlinked, and the kernel names it "<its old path> (deleted)": it has no
+ * path. A file really named so is the one at that path, with its inode.
+ */
+function unlinked(p: string, id: FileId): boolean {
+  if (!p.endsWith(' (deleted)')) return false;
+  try {
+    const st = fs.lstatSync(p, { bigint: true });
+    return id.ino !== undefined && st.ino !== id.ino;
+  } catch {
+    return true;
+  }
 }
 
 /**
  * The current path of a FileId (and optional child name), or null when the
- * object no longer exists (ESTALE). Needs CAP_DAC_READ_SEARCH.
+ * object no longer exists (ESTALE) or has no name any more (unlinked, though
+ * still open somewhere). Needs CAP_DAC_READ_SEARCH.
  */
 export async function resolve(fileId: FileId, options: { name?: string } = {}): Promise<string | null> {
   if (typeof fileId !== 'object' || fileId === null || typeof fileId.fsid !== 'string' || !Buffer.isBuffer(fileId.handle))

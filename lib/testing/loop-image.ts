@@ -6,34 +6,22 @@
 // sysfs knobs are privileged. External tools are run with execFile and argument
 // arrays, never through a shell.
 
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import * as vm from 'node:vm';
 
 import '../core/dispose';
 import { Ext4ErrorInfo, readExt4Errors } from '../watchers/ext4';
+import { ownPrefix, Removable, sweep, sweepOnce, track, untrack } from './cleanup';
+import { findTool, isMounted, runSyncQuiet } from './tools';
 
 export type { Ext4ErrorInfo } from '../watchers/ext4';
 
 const execFileAsync = promisify(execFile);
 
-
-// Under jest, `process` is a per-test-file copy whose 'exit' event never
-// fires; the real process object is the one of the main context.
-function realProcess(): NodeJS.Process {
-  try {
-    const p = vm.runInThisContext('process') as NodeJS.Process | undefined;
-    if (p && typeof p.on === 'function') return p;
-  } catch {
-    // fall through
-  }
-  return process;
-}
-const exitTarget = realProcess();
 
 export type LoopImageType = 'ext4' | 'ext3' | 'ext2' | 'xfs';
 
@@ -75,28 +63,6 @@ const ROOT_HINT = 'LoopImage needs root (CAP_SYS_ADMIN) for losetup and mount';
 
 const SUPPORTED_TYPES: readonly LoopImageType[] = ['ext4', 'ext3', 'ext2', 'xfs'];
 
-// mkfs.*, losetup and debugfs live in sbin, which a non-login or sudo'd PATH
-// may lack: look there too rather than failing with a bare ENOENT.
-const toolCache = new Map<string, string | undefined>();
-function findTool(name: string): string | undefined {
-  if (toolCache.has(name)) return toolCache.get(name);
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
-  let found: string | undefined;
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      found = candidate;
-      break;
-    } catch {
-      // not here
-    }
-  }
-  toolCache.set(name, found);
-  return found;
-}
-
 function needsRootHint(stderr: string): boolean {
   return (
     (typeof process.getuid === 'function' && process.getuid() !== 0) ||
@@ -129,41 +95,14 @@ async function run(tool: string, args: string[]): Promise<{ stdout: string; stde
   }
 }
 
-function runSyncQuiet(tool: string, args: string[]): void {
-  try {
-    execFileSync(findTool(tool) ?? tool, args, { stdio: 'ignore' });
-  } catch {
-    // best effort: this runs at process exit
-  }
-}
-
-// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-function unescapeMountinfo(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-/** Is something mounted exactly at `mountPoint` (in this mount namespace)? */
-function isMounted(mountPoint: string): boolean {
-  let text: string;
-  try {
-    text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return false;
-  }
-  return text.split('\n').some((line) => unescapeMountinfo(line.split(' ')[4] ?? '') === mountPoint);
-}
-
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A filesystem image on a loop device, mounted in a temporary directory. */
 export class LoopImage implements AsyncDisposable {
-  // Images not yet disposed, cleaned up synchronously if the process exits
-  // first (a crashed or aborted test run must not leave mounts and loop
-  // devices behind). One shared listener, installed while the set is non-empty.
-  static readonly #live = new Set<LoopImage>();
-  static readonly #onExit = (): void => {
-    for (const img of LoopImage.#live) img.#disposeSync();
-  };
+  // Until disposed, removed at exit or on a fatal signal (./cleanup.ts): a
+  // crashed, interrupted or killed test run must not leave mounts and loop
+  // devices behind.
+  readonly #tracked: Removable = { removeNow: () => this.#disposeSync() };
 
   /** Directory holding the image and the mount point; removed by dispose(). */
   readonly #root: string;
@@ -185,8 +124,7 @@ export class LoopImage implements AsyncDisposable {
     this.#mountOptions = mountOptions;
     this.imagePath = path.join(root, 'image');
     this.mountPoint = path.join(root, 'mnt');
-    if (LoopImage.#live.size === 0) exitTarget.on('exit', LoopImage.#onExit);
-    LoopImage.#live.add(this);
+    track(this.#tracked);
   }
 
   /**
@@ -208,10 +146,13 @@ export class LoopImage implements AsyncDisposable {
       throw new LoopImageError(`LoopImage: ${mkfs} not found, cannot make ${type === 'xfs' ? 'an' : 'a'} ${type} image (install its mkfs tools)`);
     }
 
+    // What killed processes left (SIGKILL gives no chance to clean up).
+    sweepOnce();
     // realpath: the kernel reports the loop's backing file by its real path,
-    // which #ownsDevice() compares against imagePath.
+    // which #ownsDevice() compares against imagePath. The owner's name in the
+    // path lets sweep() tell whose leftovers these are.
     const parent = fs.realpathSync(options.dir ?? os.tmpdir());
-    const root = await fsp.mkdtemp(path.join(parent, 'fanotify-loop-'));
+    const root = await fsp.mkdtemp(path.join(parent, ownPrefix()));
     const img = new LoopImage(root, type, [...(options.mountOptions ?? [])]);
     try {
       const fh = await fsp.open(img.imagePath, 'wx');
@@ -424,12 +365,23 @@ export class LoopImage implements AsyncDisposable {
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new AggregateError(errors, `LoopImage.dispose: ${errors.length} cleanup steps failed`);
     this.#disposed = true;
-    LoopImage.#live.delete(this);
-    if (LoopImage.#live.size === 0) exitTarget.off('exit', LoopImage.#onExit);
+    untrack(this.#tracked);
   }
 
-  // At process exit only synchronous work runs: lazy unmount (cannot fail on
-  // busy), detach, delete.
+  /**
+   * Removes what image owners that are gone left behind: a process killed
+   * with SIGKILL cannot clean up, so every image's directory carries its
+   * owner's pid and start time (fanotify-loop-<pid>-<start>-...). Unmounts,
+   * detaches and deletes those of processes that no longer run, wherever
+   * they are mounted; images of live processes are left alone. Each
+   * process's first create() does this too. Returns the directories removed.
+   */
+  static sweep(): string[] {
+    return sweep();
+  }
+
+  // At exit or on a signal only synchronous work runs: lazy unmount (cannot
+  // fail on busy), detach, delete.
   #disposeSync(): void {
     if (isMounted(this.mountPoint)) runSyncQuiet('umount', ['-l', this.mountPoint]);
     if (this.#attached && this.#ownsDevice()) runSyncQuiet('losetup', ['-d', this.#device]);

@@ -5,12 +5,19 @@
 // before the watch are named when they go.
 import '../core/dispose';
 import { invalidArg } from '../core/errors';
-import { Mount, mountIds } from '../kernel/mount-table';
+import { Mount } from '../kernel/mount-table';
 import { MountMechanism, MountMonitor } from '../kernel/mount-monitor';
 
 export interface MountEvent {
-  /** A move is one event with the new place; 'attach' and 'detach' are the others. */
-  kind: 'attach' | 'detach' | 'move';
+  /**
+   * A move is one event with the new place; 'attach' and 'detach' are the
+   * others. 'overflow': the kernel's queue overflowed and mount events were
+   * lost (mountId is 0n, nothing else is set); the watcher read the table
+   * again, and the events after it are the differences it found, so a mount
+   * made and removed meanwhile is not seen. Only the kernel's mount events
+   * (mechanism 'fanotify') can overflow.
+   */
+  kind: 'attach' | 'detach' | 'move' | 'overflow';
   /**
    * The mount id: the unique 64-bit one (listmount(2), statmount(2)) where the
    * kernel has it (Linux 6.8+, `watcher.mountIds === 'unique'`), else the id of
@@ -24,7 +31,13 @@ export interface MountEvent {
 
 export interface WatchMountsOptions {
   signal?: AbortSignal;
-  /** The mount namespace: an nsfs path or fd. Default: this process's, /proc/self/ns/mnt. */
+  /**
+   * The mount namespace: an nsfs path or fd. Default: this process's,
+   * /proc/self/ns/mnt. Another namespace's mounts are named from its
+   * /proc/PID/mountinfo, so a `/proc/PID/ns/mnt` path is followed through
+   * that file (mechanism 'mountinfo', reusable ids); given as an fd (or
+   * another path), it gets the kernel's events with mount ids only.
+   */
   namespace?: string | number;
 }
 
@@ -42,21 +55,22 @@ export class MountWatcher implements AsyncIterableIterator<MountEvent>, AsyncDis
     return this.#monitor.mechanism;
   }
 
-  /** Whether `mountId`s are unique or may be reused (kernels without listmount, before 6.8). */
+  /** Whether `mountId`s are unique or may be reused (kernels without listmount, before 6.8; another namespace's mountinfo). */
   get mountIds(): 'unique' | 'reusable' {
-    return mountIds();
+    return this.#monitor.mountIds;
   }
 
-  /** What is mounted now, as far as the watcher knows (mount id -> mount). */
+  /** What is mounted now, as far as the watcher knows (mount id -> mount); empty for a namespace given as an fd. */
   get mounts(): ReadonlyMap<bigint, Mount> {
     return this.#monitor.mounts;
   }
 
   async next(): Promise<IteratorResult<MountEvent>> {
-    const r = await this.#monitor.next();
+    let r = await this.#monitor.next();
+    while (!r.done && r.value.kind === 'reread') r = await this.#monitor.next();  // nothing a mount watcher reports
     if (r.done) return r;
     const { kind, mountId, mount } = r.value;
-    const out: MountEvent = { kind, mountId };
+    const out: MountEvent = { kind: kind as MountEvent['kind'], mountId };
     if (mount) Object.assign(out, { mountPoint: mount.mountPoint, fsType: mount.fsType, source: mount.source });
     return { done: false, value: out };
   }

@@ -13,9 +13,10 @@ import { FanotifyEvent } from '../core/event';
 import { FileId, formatFsid } from '../core/fileid';
 import { Fanotify } from '../core/group';
 import { MountMechanism, MountMonitor } from '../kernel/mount-monitor';
-import { mountOf, readMounts } from '../kernel/mount-table';
+import { Mount, mountOf, readMounts } from '../kernel/mount-table';
 import { EventName, eventMask, MarkEventName } from '../core/options';
 import { noteMountPoint, resolveVia } from '../core/resolve';
+import { markedDevices } from './marked';
 
 export interface WatchOptions {
   /** What to report. Default: create, delete, movedFrom, movedTo, modify, attrib, onDir. */
@@ -39,17 +40,28 @@ export interface WatchedFilesystem {
   source: string;
 }
 
-interface Watched extends WatchedFilesystem {
-  /** All of the filesystem lies under the root: events we cannot name are still ours. */
-  whole: boolean;
-}
-
 interface MountInfoLike {
   mountPoint: string;
   fsType: string;
   source: string;
   /** The directory of the filesystem mounted there ('/' for the whole filesystem). */
   root: string;
+  devMajor?: number;
+  devMinor?: number;
+}
+
+interface Watched {
+  /** Its entry in `filesystems`, kept up to date. */
+  listed: WatchedFilesystem;
+  /** All of the filesystem lies under the root: events we cannot name are still ours. */
+  whole: boolean;
+  /**
+   * The mounts under the root that hold it, by mount id: its paths are named
+   * through one of them. The root's own filesystem is named through the root.
+   */
+  mounts: Map<bigint, MountInfoLike>;
+  /** Its device ("major:minor"), as the kernel lists its mark; '' if unknown. */
+  dev: string;
 }
 
 export interface WatchEvent {
@@ -90,8 +102,10 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   readonly #mask: number;      // what the kernel reports
   readonly #wanted: number;    // what the caller asked for
   readonly #byFsid = new Map<string, Watched>();
+  readonly #skippedIds = new Map<bigint, Watcher['skipped'][number]>();
   readonly #dirPaths = new Map<string, string | null>();
   #rootFsid = '';
+  #rootInfo: MountInfoLike = { mountPoint: '', fsType: 'unknown', source: 'unknown', root: '(unknown)' };
   #mounts: MountMonitor | null = null;
   #closed = false;
 
@@ -113,10 +127,12 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
       const table = this.#mounts ? [...this.#mounts.mounts.values()] : readMounts();
       // The filesystem of the root itself must take the mark: that one throws.
       const own: MountInfoLike = mountOf(this.root, table) ?? { mountPoint: '', fsType: 'unknown', source: 'unknown', root: '(unknown)' };
-      this.#watch(this.root, { ...own, mountPoint: this.root, root: own.mountPoint === this.root ? own.root : '(part)' }, true);
-      for (const m of table) {
-        if (m.mountPoint !== this.root && under(m.mountPoint, this.root)) this.#watch(m.mountPoint, m, false);
-      }
+      this.#rootInfo = { ...own, mountPoint: this.root, root: own.mountPoint === this.root ? own.root : '(part)' };
+      this.#watch(this.root, this.#rootInfo, true);
+      // A path reaches the topmost of the mounts stacked on one directory.
+      const topmost = new Map<string, Mount>();
+      for (const m of table) if (m.mountPoint !== this.root && under(m.mountPoint, this.root)) topmost.set(m.mountPoint, m);
+      for (const m of topmost.values()) this.#watch(m.mountPoint, m, false, m.mountId);
       if (this.#mounts) void this.#followMounts(this.#mounts);
       this.#events = this.#data.events({ signal });
     } catch (err) {
@@ -174,7 +190,8 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     void this.#data.close();
   }
 
-  #watch(markPath: string, m: MountInfoLike, mustWork: boolean): void {
+  /** Marks the filesystem at markPath (one statfs of it); records the mount that holds it. */
+  #watch(markPath: string, m: MountInfoLike, mustWork: boolean, mountId?: bigint): void {
     let fsid: string;
     try {
       fsid = formatFsid(...binding.fsidOf(markPath));
@@ -189,39 +206,72 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     } catch (err) {
       if (mustWork) throw err;
       const e = err as FanotifyError;
-      // Mounts stacked on one directory are all tried through the same path.
-      if (!this.skipped.some((x) => x.mountPoint === m.mountPoint))
-        this.skipped.push({ mountPoint: m.mountPoint, fsType: m.fsType, code: e.code ?? 'EIO', reason: e.message });
+      // Mounts stacked on one directory are all tried through the same path: listed once.
+      let entry = this.skipped.find((x) => x.mountPoint === m.mountPoint);
+      if (!entry) {
+        entry = { mountPoint: m.mountPoint, fsType: m.fsType, code: e.code ?? 'EIO', reason: e.message };
+        this.skipped.push(entry);
+      }
+      if (mountId !== undefined) this.#skippedIds.set(mountId, entry);
       return;
     }
     if (mustWork) this.#rootFsid = fsid;
-    if (this.#byFsid.has(fsid)) return;
-    const watched = { fsid, mountPoint: m.mountPoint, fsType: m.fsType, source: m.source };
-    this.#byFsid.set(fsid, { ...watched, whole: m.root === '/' });
-    this.filesystems.push(watched);
-    noteMountPoint(fsid, m.mountPoint);
+    let w = this.#byFsid.get(fsid);
+    if (!w) {
+      const listed = { fsid, mountPoint: m.mountPoint, fsType: m.fsType, source: m.source };
+      w = { listed, whole: m.root === '/', mounts: new Map(), dev: m.devMajor === undefined ? '' : `${m.devMajor}:${m.devMinor}` };
+      this.#byFsid.set(fsid, w);
+      this.filesystems.push(listed);
+    }
+    if (mountId !== undefined) w.mounts.set(mountId, m);
+    this.#name(w);
+    noteMountPoint(fsid, w.listed.mountPoint);
   }
 
   /**
-   * After a mount went away: forget filesystems no longer mounted under the
-   * root (their marks stay until close; their events are dropped).
+   * Picks the mount a filesystem's paths are named through: the root for
+   * the root's own filesystem, else a mount of all of it if there is one.
    */
-  #recheck(): void {
-    const still = new Set<string>([this.#rootFsid]);
-    for (const m of this.#mounts?.mounts.values() ?? readMounts()) {
-      if (!under(m.mountPoint, this.root)) continue;
-      try {
-        still.add(formatFsid(...binding.fsidOf(m.mountPoint)));
-      } catch {
-        // gone meanwhile
+  #name(w: Watched): void {
+    this.#dirPaths.clear();  // cached paths may have been named through another mount
+    if (w.listed.fsid === this.#rootFsid) return;
+    const mounts = [...w.mounts.values()];
+    const m = mounts.find((x) => x.root === '/') ?? mounts[0];
+    if (!m) return;
+    w.listed.mountPoint = m.mountPoint;
+    w.whole = m.root === '/';
+  }
+
+  /**
+   * A mount left the root (unmounted, or moved out): a filesystem with no
+   * mount left under the root is forgotten (its mark stays until close; its
+   * events are dropped), one with another is named through that one. From
+   * the mount ids alone: no mount is asked anything (a hung NFS or FUSE
+   * mount would block us).
+   */
+  #forget(mountId: bigint): void {
+    for (const [fsid, w] of this.#byFsid) {
+      if (!w.mounts.delete(mountId)) continue;
+      if (w.mounts.size > 0 || fsid === this.#rootFsid) {
+        this.#name(w);
+        continue;
       }
+      this.#drop(fsid);
     }
-    for (const fsid of [...this.#byFsid.keys()]) {
-      if (still.has(fsid)) continue;
-      this.#byFsid.delete(fsid);
-      const i = this.filesystems.findIndex((f) => f.fsid === fsid);
-      if (i >= 0) this.filesystems.splice(i, 1);
+    const skipped = this.#skippedIds.get(mountId);
+    if (skipped) {
+      this.#skippedIds.delete(mountId);
+      const i = this.skipped.indexOf(skipped);
+      if (i >= 0 && ![...this.#skippedIds.values()].includes(skipped)) this.skipped.splice(i, 1);
     }
+  }
+
+  /** Forgets a filesystem: its events are dropped from now on. */
+  #drop(fsid: string): void {
+    const w = this.#byFsid.get(fsid);
+    if (!w) return;
+    this.#byFsid.delete(fsid);
+    this.filesystems.splice(this.filesystems.indexOf(w.listed), 1);
     this.#dirPaths.clear();
   }
 
@@ -230,13 +280,60 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     try {
       for await (const change of mounts) {
         if (this.#closed) break;
-        if (change.kind !== 'attach') this.#recheck();  // a move is a detach from where it was
-        const m = change.kind !== 'detach' ? change.mount : null;
-        if (m && under(m.mountPoint, this.root)) this.#watch(m.mountPoint, m, false);
+        const m = change.mount;
+        const inside = m !== null && under(m.mountPoint, this.root);
+        if (change.kind === 'attach') {
+          if (inside) this.#watch(m.mountPoint, m, false, change.mountId);
+        } else if (change.kind === 'move') {
+          const w = [...this.#byFsid.values()].find((x) => x.mounts.has(change.mountId));
+          if (w && inside) {
+            w.mounts.set(change.mountId, m);  // moved within the root: the same filesystem
+            this.#name(w);
+          } else {
+            this.#forget(change.mountId);
+            if (inside) this.#watch(m.mountPoint, m, false, change.mountId);  // moved in
+          }
+        } else if (change.kind === 'overflow' || change.kind === 'reread') {
+          this.#checkMarks();
+        } else if (change.kind === 'detach') {
+          this.#forget(change.mountId);
+          // A mount it hid (stacked on the same directory) is reached now.
+          const below = m && inside ? [...mounts.mounts.values()].filter((x) => x.mountPoint === m.mountPoint).pop() : undefined;
+          if (below && !this.#holds(below.mountId)) this.#watch(below.mountPoint, below, false, below.mountId);
+        }
       }
     } catch {
       // closed under us
     }
+  }
+
+  /**
+   * A filesystem whose mark is gone was unmounted and mounted again unseen
+   * (mountinfo gives the new mount the old one's id): a new superblock, to
+   * mark again, perhaps with a new fsid (tmpfs has one per mount).
+   */
+  #checkMarks(): void {
+    if (this.#closed) return;
+    const marked = markedDevices(this.#data.fd);
+    for (const [fsid, w] of [...this.#byFsid]) {
+      if (w.dev === '' || marked.has(w.dev)) continue;
+      if (fsid === this.#rootFsid) {
+        try {
+          this.#watch(this.root, this.#rootInfo, true);
+        } catch {
+          continue;  // gone: its unmount comes as a change of its own
+        }
+        if (this.#rootFsid !== fsid) this.#drop(fsid);
+        continue;
+      }
+      const mounts = [...w.mounts];
+      for (const [id] of mounts) this.#forget(id);
+      for (const [id, m] of mounts) this.#watch(m.mountPoint, m, false, id);
+    }
+  }
+
+  #holds(mountId: bigint): boolean {
+    return this.#skippedIds.has(mountId) || [...this.#byFsid.values()].some((w) => w.mounts.has(mountId));
   }
 
   async #dirPath(fs0: Watched, dir: FileId): Promise<string | null> {
@@ -244,7 +341,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     const cached = this.#dirPaths.get(key);
     if (cached !== undefined) return cached;
     // Through the mount under our root, so bind mounts elsewhere do not matter.
-    const p = (await resolveVia(fs0.mountPoint, dir).catch(() => null)) ?? null;
+    const p = (await resolveVia(fs0.listed.mountPoint, dir).catch(() => null)) ?? null;
     if (this.#dirPaths.size >= PATH_CACHE_MAX) this.#dirPaths.clear();
     if (p !== null) this.#dirPaths.set(key, p);
     return p;
@@ -253,10 +350,9 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   async #describe(ev: FanotifyEvent): Promise<WatchEvent | null> {
     if (ev.overflow) {
       this.#dirPaths.clear();  // renames may have been lost too
-      const rootFs = this.#byFsid.get(this.#rootFsid)!;
       return {
         events: [], mask: ev.mask, isDir: false, pid: 0, path: null, overflow: true,
-        filesystem: { fsid: rootFs.fsid, mountPoint: rootFs.mountPoint, fsType: rootFs.fsType, source: rootFs.source },
+        filesystem: { ...this.#byFsid.get(this.#rootFsid)!.listed },
       };
     }
     if (ev.isDir && (ev.mask & DIR_CHANGES)) this.#dirPaths.clear();
@@ -277,7 +373,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
       isDir: ev.isDir,
       pid: ev.pid,
       path: await join(ev.dir ?? ev.to ?? ev.file),
-      filesystem: { fsid: fsInfo.fsid, mountPoint: fsInfo.mountPoint, fsType: fsInfo.fsType, source: fsInfo.source },
+      filesystem: { ...fsInfo.listed },
       overflow: false,
     };
     if (ev.from || ev.to) {

@@ -81,7 +81,7 @@ export async function mounts(signal: AbortSignal): Promise<bigint[]> {
   const ids: bigint[] = [...watcher.mounts.keys()];
   for await (const m of watcher) {
     const ev: MountEvent = m;
-    const kind: 'attach' | 'detach' | 'move' = ev.kind;
+    const kind: 'attach' | 'detach' | 'move' | 'overflow' = ev.kind;
     if (kind === 'detach') ids.push(ev.mountId);
     console.log(ev.mountPoint, ev.fsType, ev.source);
   }
