@@ -15,7 +15,8 @@ for (let i = 0; i < lines.length; i++) {
   const l = lines[i];
   const suite = /^(PASS|FAIL) (\S+)/.exec(l);
   if (suite) { file = suite[1] === 'FAIL' ? suite[2] : null; if (file) out.push(file); continue; }
-  if (/^Test Suites: /.test(l)) break;
+  // The end, or jest's summary, which repeats what came before.
+  if (/^(Test Suites: |Summary of all failing tests)/.test(l)) break;
   const head = /^ {2}● (.*)$/.exec(l);
   if (!file || !head || head[1] === 'Console') continue;
   // A test with several errors has one block each: the first one is enough.
