@@ -3,6 +3,7 @@ import {
   Command, CommandContext, describeMountMechanism, isPermissionError, JSON_OPTION, NeedsPrivilege, OVERFLOW_TEXT, VERBOSE_OPTION,
 } from './command';
 import { ErrorFilesystem, ErrorWatcher, FsErrorEvent, watchErrors } from '../index';
+import { has, lacks } from '../kernel/capabilities';
 
 function describeFs(f: ErrorFilesystem): string {
   if (!f.mountPoint) return `filesystem fsid ${f.fsid}`;
@@ -105,6 +106,10 @@ async function run(ctx: CommandContext): Promise<number> {
     if (watcher.filesystems.length === 0) {
       const denied = watcher.skipped.find((s) => s.code === 'EPERM');
       if (denied) throw new NeedsPrivilege(new Error(`${denied.code}: ${denied.reason}`));
+      // Nothing tried a mark yet (no filesystem with a device): whether one
+      // could be placed later. Unknown means no privilege to ask.
+      if (!has('filesystemMark') && !lacks('filesystemMark'))
+        throw new NeedsPrivilege(new Error('EPERM: filesystem marks need CAP_SYS_ADMIN'));
       err('no mounted filesystem can report errors (yet); waiting for new mounts');
     }
     for await (const e of watcher) {
