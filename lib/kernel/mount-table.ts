@@ -26,14 +26,21 @@ export function mountIds(): 'unique' | 'reusable' {
   return has('listmount') ? 'unique' : 'reusable';
 }
 
+// statmount names the source only since 6.14 (STATMOUNT_SB_SOURCE): before,
+// it comes from mountinfo, by the old id statmount also gives.
+function sourcesByOldId(): Map<number, string> {
+  return new Map(readMountInfo().map((m) => [m.mountId, m.source]));
+}
+
 /** One mount by its unique id (statmount); null when it is gone or the kernel has no statmount. */
-export function statMount(mountId: bigint): Mount | null {
+export function statMount(mountId: bigint, sources: () => Map<number, string> = sourcesByOldId): Mount | null {
   if (!has('listmount')) return null;
   const m = binding.statMount(mountId);
   if (!m) return null;
+  const source = m.source || (sources().get(m.mountIdOld) ?? '');
   return {
     mountId: m.mountId, parentId: m.parentId, mountPoint: m.mountPoint, root: m.mountRoot,
-    fsType: m.fsType, source: m.source, devMajor: m.devMajor, devMinor: m.devMinor,
+    fsType: m.fsType, source, devMajor: m.devMajor, devMinor: m.devMinor,
   };
 }
 
@@ -44,8 +51,10 @@ export function statMount(mountId: bigint): Mount | null {
 export function readMounts(mountinfo?: string): Mount[] {
   if (mountinfo === undefined && has('listmount')) {
     const out: Mount[] = [];
+    let sources: Map<number, string> | undefined;
+    const lazy = (): Map<number, string> => (sources ??= sourcesByOldId());  // read once, and only if needed
     for (const id of binding.listMounts()) {
-      const m = statMount(id);  // null when unmounted meanwhile
+      const m = statMount(id, lazy);  // null when unmounted meanwhile
       if (m) out.push(m);
     }
     return out;
