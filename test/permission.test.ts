@@ -540,7 +540,7 @@ describeRoot('permission events', () => {
   describe('worker_threads', () => {
     type Line = Record<string, unknown>;
     async function harness(args: string[], killAfterMs: number): Promise<{ r: ChildResult; lines: Line[] }> {
-      const c = start(process.execPath, [path.join(FIXTURES, 'worker-harness.js'), ...args], killAfterMs);
+      const c = start(process.execPath, [path.join(FIXTURES, 'worker-harness.js'), ...args], bound(killAfterMs));
       const r = await within(killAfterMs + 5000, c.result, `worker-harness.js ${args[0]}`);
       const parsed = r.stdout.trim().split('\n').filter(Boolean).map((l): Line => {
         try {
@@ -585,7 +585,7 @@ describeRoot('permission events', () => {
       expect(rounds).toHaveLength(5);
       for (const o of rounds) expect(o.events).toBeGreaterThanOrEqual(100);
       expect(out[out.length - 1]).toEqual({ done: true });
-    }, 60_000);
+    }, bound(60_000));
 
     test('a Worker answering a stream of permission events, terminated mid-stream 5 times, does not crash the process', async () => {
       const { r, lines: out } = await harness(['stream-perm', dir, '5'], 50_000);
@@ -598,7 +598,7 @@ describeRoot('permission events', () => {
         expect(o.loopErr).toBe('');       // default 'allow': no cat was refused
       }
       expect(out[out.length - 1]).toEqual({ done: true });
-    }, 60_000);
+    }, bound(60_000));
 
     // Notification event fds are process-wide; the events a terminated Worker
     // had read (in its loop body, or queued in its JavaScript) must not leave
