@@ -11,7 +11,10 @@ import { probe } from '../lib';
 import { since } from '../lib/kernel/capabilities';
 import { describeRoot } from './helpers';
 
-const [major, minor, patch] = os.release().split(/[.-]/).map(Number);
+// The release: "6.12.117+deb12-amd64"; Debian's 6.1 says "6.1.0-57-amd64"
+// there and its real patch level in the version ("... Debian 6.1.192-3").
+const release = /Debian (\d+)\.(\d+)\.(\d+)/.exec(os.version()) ?? /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(os.release())!;
+const [major, minor, patch] = release.slice(1, 4).map((x) => Number(x ?? 0));
 const atLeast = (v: string): boolean => {
   const [a, b] = v.split('.').map(Number);
   return major > a || (major === a && minor >= b);
