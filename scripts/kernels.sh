@@ -19,7 +19,10 @@
 #   FANOTIFY_KERNEL_CACHE    kernels and initramfs (/var/cache/fanotify-kernels)
 #   FANOTIFY_KERNEL_LOGS     one folder per kernel (<repo>/kernel-logs): console.log
 #                            (the serial console), jest.log, failures.txt (failed
-#                            tests, first lines of their errors), kernel.log
+#                            tests, first lines of their errors), kernel.log,
+#                            probe.json (`fanotify probe --json` in the guest;
+#                            node scripts/kernels/support-table.js makes the
+#                            README's table of them)
 #   FANOTIFY_KERNEL_TIMEOUT  seconds for one kernel, boot to poweroff (2400)
 #   FANOTIFY_KERNEL_MEM      guest memory; /tmp is a tmpfs in it (4G)
 #   FANOTIFY_TEST_TIME_SCALE how much longer the tests' bounds may be in the
