@@ -2,7 +2,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 
+#include <cstdint>
 #include <string>
 
 #include "errors.h"
@@ -25,13 +28,24 @@ MountTableWatch::MountTableWatch(const Napi::CallbackInfo& info)
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw ErrnoError(env, errno, "open", path);
   fd_.reset(fd);
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
-  // POLLPRI only: the file is always readable (POLLIN), which would spin.
-  poller_ = std::make_unique<Poller>(loop, fd, [this] { OnChange(); }, UV_PRIORITIZED);
+  int stop = eventfd(0, EFD_CLOEXEC);
+  if (stop < 0) throw ErrnoError(env, errno, "eventfd");
+  stop_.reset(stop);
   on_change_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_context_ = std::make_unique<Napi::AsyncContext>(env, "fanotify:mounts");
-  poller_->Start();
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
+  auto* async = new uv_async_t;
+  int err = uv_async_init(loop, async, [](uv_async_t* h) {
+    if (h->data != nullptr) static_cast<MountTableWatch*>(h->data)->OnChange();
+  });
+  if (err != 0) {
+    delete async;  // never initialised: must not be uv_close()d
+    throw ErrnoError(env, -err, "uv_async_init");
+  }
+  async->data = this;
+  async_ = async;
+  thread_ = std::thread([this] { Wait(); });
   napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
   cleanup_hook_added_ = true;
 }
@@ -47,15 +61,39 @@ void MountTableWatch::OnEnvCleanup(void* data) {
   self->CloseNow(true);
 }
 
+// Each POLLPRI is one or more changes since the last one (the kernel keeps
+// the table's event count per open file); uv_async_send() coalesces what
+// comes before JavaScript runs, which reads the whole table anyway.
+void MountTableWatch::Wait() {
+  pollfd fds[2] = {{fd_.get(), POLLPRI, 0}, {stop_.get(), POLLIN, 0}};
+  for (;;) {
+    int n = poll(fds, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || fds[1].revents != 0) return;
+    if (fds[0].revents & (POLLPRI | POLLERR)) uv_async_send(async_);
+    if (fds[0].revents & (POLLNVAL | POLLHUP)) return;
+  }
+}
+
 void MountTableWatch::CloseNow(bool teardown) {
-  if (!poller_) return;
-  if (teardown) poller_->CloseForTeardown();
-  poller_.reset();
+  if (async_ == nullptr) return;
+  uint64_t one = 1;
+  if (thread_.joinable()) {
+    ssize_t r;
+    do r = write(stop_.get(), &one, sizeof one); while (r < 0 && errno == EINTR);
+    thread_.join();
+  }
+  async_->data = nullptr;
+  // While the env is torn down (a Worker terminated), Node may unload the
+  // addon before libuv would run a close callback of ours: none then, and the
+  // handle (a few dozen bytes) is left to the dying loop.
+  if (teardown) uv_close(reinterpret_cast<uv_handle_t*>(async_), nullptr);
+  else uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+  async_ = nullptr;
+  stop_.reset();
   fd_.reset();
 }
 
-// The kernel's poll of mountinfo reports a change once per open file (it
-// remembers the table's event count per open file), so each wake-up is news;
 // JavaScript reads the table again and compares.
 void MountTableWatch::OnChange() {
   Napi::HandleScope scope(env_);
@@ -72,12 +110,12 @@ Napi::Value MountTableWatch::Close(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value MountTableWatch::Ref(const Napi::CallbackInfo& info) {
-  if (poller_) poller_->Ref(true);
+  if (async_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(async_));
   return info.Env().Undefined();
 }
 
 Napi::Value MountTableWatch::Unref(const Napi::CallbackInfo& info) {
-  if (poller_) poller_->Ref(false);
+  if (async_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(async_));
   return info.Env().Undefined();
 }
 

@@ -4,8 +4,8 @@
 
 namespace fan {
 
-Poller::Poller(uv_loop_t* loop, int fd, std::function<void()> on_ready, int events)
-    : handle_(new uv_poll_t), events_(events), on_ready_(std::move(on_ready)) {
+Poller::Poller(uv_loop_t* loop, int fd, std::function<void()> on_ready)
+    : handle_(new uv_poll_t), on_ready_(std::move(on_ready)) {
   int err = uv_poll_init(loop, handle_, fd);
   if (err != 0) {
     delete handle_;  // never initialised: must not be uv_close()d
@@ -18,7 +18,7 @@ Poller::~Poller() { Close(); }
 
 void Poller::Start() {
   if (handle_ == nullptr || active_) return;
-  active_ = uv_poll_start(handle_, events_, OnPoll) == 0;
+  active_ = uv_poll_start(handle_, UV_READABLE, OnPoll) == 0;
 }
 
 void Poller::Stop() {

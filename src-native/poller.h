@@ -10,9 +10,8 @@ namespace fan {
 
 class Poller {
  public:
-  // on_ready runs on the loop's thread whenever the fd has one of `events`
-  // (UV_READABLE, or UV_PRIORITIZED for /proc/self/mountinfo) while started.
-  Poller(uv_loop_t* loop, int fd, std::function<void()> on_ready, int events = UV_READABLE);  // throws std::system_error
+  // on_ready runs on the loop's thread whenever the fd is readable while started.
+  Poller(uv_loop_t* loop, int fd, std::function<void()> on_ready);  // throws std::system_error
   ~Poller();
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
@@ -34,7 +33,6 @@ class Poller {
 
   uv_poll_t* handle_;  // null once closed
   bool active_ = false;
-  int events_;
   std::function<void()> on_ready_;
 };
 

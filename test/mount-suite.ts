@@ -276,6 +276,29 @@ export function mountSuite(name: string): void {
       }
     });
 
+    // Before 6.15, the mountinfo file is open from watchMounts() on, and its
+    // poll reports each change once: a change before the loop turns (when
+    // libuv would register an fd with epoll, whose registration polls and
+    // drops the answer) must still come, and so must the next one. Seen lost
+    // on 6.1 and 6.12 under jest, where the loop turned late.
+    test('mounts made before the event loop turns, and after, are all attaches and detaches', async () => {
+      const a = tempDir('early');
+      const b = tempDir('later');
+      const rec = new Recorder(watchMounts());
+      try {
+        run('mount', '-t', 'tmpfs', 'fanotify-early', a);  // no turn of the event loop in between
+        const first = await rec.waitFor((e) => e.kind === 'attach' && e.mountPoint === a, `attach at ${a}`);
+        run('mount', '-t', 'tmpfs', 'fanotify-later', b);
+        await rec.waitFor((e) => e.kind === 'attach' && e.mountPoint === b, `attach at ${b}`);
+        run('umount', a);
+        await rec.waitFor((e) => e.kind === 'detach' && e.mountId === first.mountId, `detach at ${a}`);
+      } finally {
+        await rec.close();
+        unmountAll(a, b);
+        removeDirs(a, b);
+      }
+    });
+
     test('a mount made with fsopen/fsconfig/fsmount/move_mount is an attach', async () => {
       const dir = tempDir('newapi');
       const rec = new Recorder(watchMounts());

@@ -122,11 +122,6 @@ export class MountMonitor implements AsyncIterableIterator<MountChange> {
       this.#mountinfo = own ? undefined : theirs!;
       this.#table = new binding.MountTableWatch(this.#mountinfo ?? '/proc/self/mountinfo', () => this.#changed());
       this.#table.unref();  // only a waiting next() keeps the process alive
-      // libuv adds the fd to epoll in the loop's next poll phase, and the
-      // kernel reports a change that came before that to the adding call
-      // alone, which tells nobody. A rescan after that phase (setImmediate
-      // runs after it) catches such changes.
-      setImmediate(() => this.#changed()).unref();
     }
     // Read after the mark (or the poll) is in place: a mount made in between
     // is seen twice at worst, never missed.
