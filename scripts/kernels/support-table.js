@@ -2,8 +2,9 @@
 // The README's support table, from a matrix run: each guest saved what
 // `fanotify probe --json` said on its kernel (kernel-logs/<kernel>/probe.json)
 // and its jest totals (jest.log); the last column is this machine's kernel,
-// probed now. Prints markdown.
-// Usage: node scripts/kernels/support-table.js [kernel-logs]
+// probed now, with the totals of a suite run here when its output is given.
+// Prints markdown.
+// Usage: node scripts/kernels/support-table.js [kernel-logs [host-jest-output]]
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -11,6 +12,7 @@ const { execFileSync } = require('node:child_process');
 
 const repo = path.join(__dirname, '..', '..');
 const logs = process.argv[2] ?? path.join(repo, 'kernel-logs');
+const hostLog = process.argv[3];
 
 // What a row needs from probe(); `fallback` names what stands in when the
 // kernel lacks it (else the call throws ERR_FANOTIFY_UNSUPPORTED).
@@ -50,9 +52,9 @@ function release(kernel) {
   return m ? `${m[1]}.${m[2]}` : kernel;
 }
 
-function totals(dir) {
+function totals(file) {
   try {
-    const log = fs.readFileSync(path.join(dir, 'jest.log'), 'utf8');
+    const log = fs.readFileSync(file, 'utf8');
     const all = log.match(/^\d+ passed, \d+ failed$/gm);
     return all ? all[all.length - 1] : 'no totals';
   } catch {
@@ -64,14 +66,14 @@ const columns = [];
 for (const name of fs.existsSync(logs) ? fs.readdirSync(logs) : []) {
   const file = path.join(logs, name, 'probe.json');
   if (!fs.existsSync(file)) continue;
-  columns.push({ probe: JSON.parse(fs.readFileSync(file, 'utf8')), suite: totals(path.join(logs, name)) });
+  columns.push({ probe: JSON.parse(fs.readFileSync(file, 'utf8')), suite: totals(path.join(logs, name, 'jest.log')) });
 }
 if (columns.length === 0) {
   console.error(`support-table: no probe.json under ${logs}: run bash scripts/kernels.sh first`);
   process.exit(1);
 }
 const cli = path.join(repo, 'dist', 'cli.js');
-columns.push({ probe: JSON.parse(execFileSync(process.execPath, [cli, 'probe', '--json'], { encoding: 'utf8' })), suite: 'this machine' });
+columns.push({ probe: JSON.parse(execFileSync(process.execPath, [cli, 'probe', '--json'], { encoding: 'utf8' })), suite: hostLog ? totals(hostLog) : 'not given' });
 columns.sort((a, b) => release(a.probe.kernel).localeCompare(release(b.probe.kernel), 'en', { numeric: true }));
 
 const line = (cells) => `| ${cells.join(' | ')} |`;
