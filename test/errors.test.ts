@@ -194,6 +194,16 @@ const KERNEL_CASES: KernelCase[] = [
     needs: 'preAccess',
   },
   {
+    name: 'create in a group without report.fid: EINVAL naming report.fid',
+    run: "const f = new Fanotify(); try { f.add(dir, ['create', 'onDir']); } finally { f.close(); }",
+    want: { code: 'EINVAL', errno: EINVAL, syscall: 'fanotify_mark', path: (d) => d, advice: /carry no fd, so only a group that reports file ids .*report: \{ fid: true/ },
+  },
+  {
+    name: 'delete on a mount mark of a fid group: EINVAL naming the scope',
+    run: "const f = new Fanotify({ report: { fid: true } }); try { f.add(dir, ['delete'], { scope: 'mount' }); } finally { f.close(); }",
+    want: { code: 'EINVAL', errno: EINVAL, syscall: 'fanotify_mark', path: (d) => d, advice: /a mount mark sees only events with an fd/ },
+  },
+  {
     name: 'openPerm in a notification group: EINVAL with a hint',
     run: "const f = new Fanotify(); try { f.add(dir, ['openPerm']); } finally { f.close(); }",
     want: { code: 'EINVAL', errno: EINVAL, syscall: 'fanotify_mark', path: (d) => d, advice: /permission events need class "content" or "pre-content"/ },

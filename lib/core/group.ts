@@ -13,6 +13,12 @@ import {
   markFlags, Scope,
 } from './options';
 
+// Events with no fd to hand over (the kernel refuses them in a group that
+// reports no file ids): named in the error, the one cause a user can miss.
+const NEEDS_FID = C.FAN_CREATE | C.FAN_DELETE | C.FAN_MOVED_FROM | C.FAN_MOVED_TO | C.FAN_RENAME | C.FAN_ATTRIB |
+  C.FAN_DELETE_SELF | C.FAN_MOVE_SELF | C.FAN_FS_ERROR;
+const FID_FLAGS = C.FAN_REPORT_FID | C.FAN_REPORT_DIR_FID | C.FAN_REPORT_NAME | C.FAN_REPORT_TARGET_FID;
+
 const AT_FDCWD = -100;
 // Permission groups are read all the time (see the README's design notes), so
 // what nobody consumes piles up here. Past this many events (the kernel's
@@ -140,6 +146,14 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     return this;
   }
 
+  /** Which EINVAL hint fits a refused mark (errors.ts). */
+  #markVariant(mask: number, scope: Scope): string | undefined {
+    if (mask & C.FAN_PRE_ACCESS) return 'preAccess';
+    if (!(mask & NEEDS_FID)) return undefined;
+    if (!(this.#config.initFlags & FID_FLAGS)) return 'noFid';
+    return scope === 'mount' ? 'mountScope' : undefined;
+  }
+
   #mark(action: number, pathArg: PathLike, events: unknown, options: MarkOptions = {}): this {
     const verb = action === C.FAN_MARK_ADD ? 'add' : 'remove';
     this.#checkOpen(verb);
@@ -169,7 +183,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
       throw fromNative(err, {
         path: path ?? `fd ${dirfd}`,
         details: `scope '${scope}', mask 0x${mask.toString(16)}`,
-        variant: mask & C.FAN_PRE_ACCESS ? 'preAccess' : undefined,
+        variant: this.#markVariant(mask, scope),
       });
     }
     return this;
