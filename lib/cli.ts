@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // The `fanotify` command line: `fanotify <command> [options] [args]`.
 //
-// Commands live in one table (COMMANDS below), one file each (lib/cli-*.ts):
+// Commands live in one table (COMMANDS below), one file each (lib/cli/*.ts):
 // a name, a usage line, a summary, the options it accepts and a run function.
 // To add one, write its file and add it to the table; parsing, help, signals
-// and error reporting are shared (lib/cli-command.ts). Human-readable lines by default, `--json` for one JSON object per
-// line; diagnostics go to stderr, results to stdout, each as whole lines.
+// and error reporting are shared (lib/cli/command.ts). Human-readable lines
+// by default, `--json` for one JSON object per line; results and asked-for
+// help go to stdout, diagnostics to stderr, each as whole lines.
 //
 // Exit codes: 0 success (and Ctrl-C / SIGTERM, or the parent process dying),
 // 1 failure, 2 usage error.
@@ -24,6 +25,8 @@ import { watchCommand } from './cli/watch';
 
 export const COMMANDS: Command[] = [errorsCommand, watchCommand, traceCommand, mountsCommand, probeCommand];
 
+const SAME_SIGNAL_MS = 1000;
+
 function version(): string {
   try {
     return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
@@ -39,6 +42,7 @@ function usage(command?: Command): string[] {
       const names = `${o.short ? `-${o.short}, ` : '    '}--${o.name}${o.value ? ` ${o.value}` : ''}`;
       lines.push(`  ${names.padEnd(22)} ${o.help}`);
     }
+    if (command.help) lines.push('', ...command.help);
     return lines;
   }
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
@@ -53,6 +57,12 @@ function usage(command?: Command): string[] {
     '  fanotify help [command]    this help, or a command\'s',
     '  fanotify --version',
     '',
+    'examples:',
+    '  fanotify errors                 every filesystem\'s errors, and those mounted later',
+    '  fanotify errors --json /data    one filesystem, as JSON lines',
+    '  fanotify watch /srv             a change feed with full paths',
+    '  fanotify probe                  what this kernel can do',
+    '',
     'Output: human-readable lines on stdout, --json for one JSON object per line; messages on stderr.',
     'Exit: 0 ok (also on Ctrl-C/SIGTERM), 1 failure, 2 bad command line. Most commands need root (CAP_SYS_ADMIN).',
   ];
@@ -62,6 +72,9 @@ function usage(command?: Command): string[] {
 export async function main(argv: readonly string[]): Promise<number> {
   const out = writeLine(process.stdout);
   const err = writeLine(process.stderr);
+  // Help that was asked for goes to stdout (so `--help | less` works);
+  // usage after a mistake goes to stderr.
+  const printHelp = (command?: Command): void => usage(command).forEach((l) => out(l));
   const printUsage = (command?: Command): void => usage(command).forEach((l) => err(l));
   // A reader that went away (EPIPE) ends the command, quietly; so do
   // Ctrl-C and SIGTERM (below).
@@ -78,12 +91,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   if (first === '--help' || first === '-h') {
-    printUsage();
+    printHelp();
     return 0;
   }
   if (first === 'help') {
     if (rest[0] === undefined) {
-      printUsage();
+      printHelp();
       return 0;
     }
     const command = COMMANDS.find((c) => c.name === rest[0]);
@@ -92,7 +105,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       printUsage();
       return 2;
     }
-    printUsage(command);
+    printHelp(command);
     return 0;
   }
   if (first === '--version' || first === '-V') {
@@ -116,14 +129,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   if (args.options.help) {
-    printUsage(command);
+    printHelp(command);
     return 0;
   }
 
   // Ctrl-C and SIGTERM abort the command, which ends cleanly with 0; a
-  // second one exits at once.
+  // second one exits at once. Under npx one Ctrl-C comes twice, from the
+  // terminal to the process group and from npm passing it on: a repeat
+  // within a second is the same one.
+  let firstSignalAt = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (controller.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
+    if (controller.signal.aborted) {
+      if (Date.now() - firstSignalAt < SAME_SIGNAL_MS) return;
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+    firstSignalAt = Date.now();
     controller.abort();
   };
   process.on('SIGINT', onSignal);

@@ -138,24 +138,42 @@ function mountPointOf(p: string): string {
 }
 
 describe('fanotify (usage)', () => {
-  test('--help and help: usage listing the commands on stderr, exit 0', async () => {
+  test('--help and help: usage listing the commands and examples on stdout (for a pager), exit 0', async () => {
     for (const args of [['--help'], ['help'], ['-h']]) {
       const r = await run(args);
       expect(r.code).toBe(0);
-      expect(r.stderr).toMatch(/^usage: fanotify <command>/);
-      expect(r.stderr).toMatch(/^ {2}errors /m);
-      expect(r.stderr).toMatch(/^ {2}probe /m);
+      expect(r.stdout).toMatch(/^usage: fanotify <command>/);
+      expect(r.stdout).toMatch(/^ {2}errors /m);
+      expect(r.stdout).toMatch(/^ {2}probe /m);
+      expect(r.stdout).toMatch(/^examples:$/m);
+      expect(r.stderr).toBe('');
     }
   });
 
-  test('help for one command: its usage and options', async () => {
+  test('help for one command: its usage and options on stdout; watch and trace list the event names', async () => {
     for (const args of [['help', 'errors'], ['errors', '--help']]) {
       const r = await run(args);
       expect(r.code).toBe(0);
-      expect(r.stderr).toContain('usage: fanotify errors [PATH...]');
-      expect(r.stderr).toContain('--json');
-      expect(r.stderr).toContain('--resolve-paths');
+      expect(r.stdout).toContain('usage: fanotify errors [PATH...]');
+      expect(r.stdout).toContain('--json');
+      expect(r.stdout).toContain('--resolve-paths');
     }
+    for (const command of ['watch', 'trace']) {
+      const r = await run([command, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('event names for --events:');
+      for (const name of ['create', 'closeWrite', 'openExec', 'onDir']) expect(r.stdout).toMatch(new RegExp(` ${name}( |$)`, 'm'));
+    }
+  });
+
+  test.each([['watch', '/tmp'], ['trace', '/tmp']])('%s --events with a typo: exit 2, the name, a suggestion and the names', async (command, where) => {
+    const r = await run([command, where, '--events', 'creat,open']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toMatch(new RegExp(`^fanotify ${command}: unknown event name 'creat' in --events \\(did you mean 'create'\\?\\); the names: access `));
+    expect(r.stderr).not.toMatch(STACK_LINE);
+    const empty = await run([command, where, '--events', ',']);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('--events needs at least one event name');
   });
 
   test('unknown command, no command: usage, exit 2', async () => {
@@ -305,6 +323,20 @@ describeRoot('fanotify errors', () => {
     } finally {
       await cli?.kill();
       await img.dispose();
+    }
+  });
+
+  // npx: the terminal sends Ctrl-C to the whole process group, and npm
+  // passes the one it got on to us: two SIGINTs at once are one Ctrl-C.
+  test('Ctrl-C under npx (SIGINT twice at once): a clean exit 0, not 130', async () => {
+    const cli = new Cli(['mounts']);
+    try {
+      await cli.waitFor(() => (/watching the mount namespace/.test(cli.stderr) ? true : undefined), 10000, 'the banner');
+      cli.child.kill('SIGINT');
+      cli.child.kill('SIGINT');
+      expect(await cli.exit(5000)).toEqual({ code: 0, signal: null });
+    } finally {
+      await cli.kill();
     }
   });
 

@@ -217,7 +217,7 @@ const KERNEL_CASES: KernelCase[] = [
   {
     name: 'fsError without report.fid: EINVAL from fanotify_mark',
     run: "const f = new Fanotify(); try { f.add(dir, ['fsError'], { scope: 'filesystem' }); } finally { f.close(); }",
-    want: { code: 'EINVAL', errno: EINVAL, syscall: 'fanotify_mark', path: (d) => d, advice: /fsError needs report\.fid and scope "filesystem"/ },
+    want: { code: 'EINVAL', errno: EINVAL, syscall: 'fanotify_mark', path: (d) => d, advice: /only a group that reports file ids .*fsError: report\.fid and scope "filesystem"/ },
   },
   {
     name: 'mntAttach on an inode mark: EINVAL from fanotify_mark',

@@ -1,5 +1,6 @@
 // What every command of the `fanotify` command line shares: the command
 // shape, argument parsing, whole-line output and the errors that end a command.
+import { EVENT_BITS, MarkEventName } from '../core/options';
 
 export interface OptionSpec {
   /** Long name, without the dashes: 'json' is --json. */
@@ -35,6 +36,8 @@ export interface Command {
   options: OptionSpec[];
   /** Positional arguments allowed (default 0). */
   maxPositionals?: number;
+  /** Lines for its help after the options: examples, the event names. */
+  help?: string[];
   /** Resolves to the exit code. Throws UsageError (exit 2) or anything else (exit 1). */
   run(ctx: CommandContext): Promise<number>;
 }
@@ -105,6 +108,56 @@ export function parseArgs(argv: readonly string[], command: Command): ParsedArgs
       : `unexpected argument '${parsed.positionals[0]}'`);
   }
   return parsed;
+}
+
+/** What --events takes: add()'s event names, the groups and the flags. */
+export const MARK_EVENT_NAMES: readonly MarkEventName[] = [...EVENT_BITS.map(([n]) => n), 'close', 'move', 'onDir', 'eventOnChild'];
+
+/** Help lines listing MARK_EVENT_NAMES, wrapped. */
+export function eventNamesHelp(): string[] {
+  const lines = ['event names for --events:'];
+  let line = ' ';
+  for (const n of MARK_EVENT_NAMES) {
+    if (line.length + n.length + 1 > 78) {
+      lines.push(line);
+      line = ' ';
+    }
+    line += ` ${n}`;
+  }
+  return [...lines, line];
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diag + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+      diag = up;
+    }
+  }
+  return row[b.length];
+}
+
+/**
+ * The value of --events, checked here so that a typo is a usage error (exit
+ * 2) naming it, not a kernel error later; `fallback` when it is not given.
+ */
+export function parseEventList(value: string | boolean | undefined, fallback: MarkEventName[]): MarkEventName[];
+export function parseEventList(value: string | boolean | undefined, fallback?: undefined): MarkEventName[] | undefined;
+export function parseEventList(value: string | boolean | undefined, fallback?: MarkEventName[]): MarkEventName[] | undefined {
+  if (typeof value !== 'string') return fallback;
+  const names = value.split(',').map((n) => n.trim()).filter(Boolean);
+  if (names.length === 0) throw new UsageError('--events needs at least one event name');
+  for (const n of names) {
+    if ((MARK_EVENT_NAMES as readonly string[]).includes(n)) continue;
+    const near = MARK_EVENT_NAMES.filter((m) => distance(n, m) <= 2);
+    throw new UsageError(`unknown event name '${n}' in --events${near.length ? ` (did you mean ${near.map((m) => `'${m}'`).join(' or ')}?)` : ''}; ` +
+      `the names: ${MARK_EVENT_NAMES.join(' ')}`);
+  }
+  return names as MarkEventName[];
 }
 
 export const writeLine = (stream: NodeJS.WriteStream) => (line: string): void => {

@@ -3,7 +3,7 @@
 // mount below it, and the path of each event's fd.
 import * as fs from 'node:fs';
 
-import { Command, CommandContext, JSON_OPTION, OVERFLOW_TEXT, privileged, toJson, UsageError } from './command';
+import { Command, CommandContext, eventNamesHelp, JSON_OPTION, OVERFLOW_TEXT, parseEventList, privileged, toJson } from './command';
 import { Fanotify, FanotifyEvent, MarkEventName } from '../index';
 import { Mount, mountOf, readMounts } from '../kernel/mount-table';
 
@@ -40,9 +40,7 @@ export function formatTraceEvent(time: Date, pid: number, comm: string, ev: Fano
 
 async function run({ args, signal, out, err }: CommandContext): Promise<number> {
   const root = fs.realpathSync(args.positionals[0] ?? '/');
-  const list = args.options.events;
-  const events = typeof list === 'string' ? (list.split(',').filter(Boolean) as MarkEventName[]) : DEFAULT_EVENTS;
-  if (events.length === 0) throw new UsageError('--events needs at least one event name');
+  const events = parseEventList(args.options.events, DEFAULT_EVENTS);
   const json = args.options.json === true;
   const fan = privileged(() => new Fanotify());
   try {
@@ -89,6 +87,13 @@ export const traceCommand: Command = {
   options: [
     JSON_OPTION,
     { name: 'events', value: 'LIST', help: 'comma-separated event names (default: open,access,modify,closeWrite,openExec)' },
+  ],
+  help: [
+    'examples:',
+    '  fanotify trace /srv                        who opens, reads, writes, executes what under /srv',
+    '  fanotify trace /usr/bin --events openExec --json',
+    '',
+    ...eventNamesHelp(),
   ],
   run,
 };

@@ -1,9 +1,10 @@
 // fanotify watch PATH: a change feed with full paths over every filesystem
 // under PATH, including those mounted there later.
 import {
-  Command, CommandContext, describeMountMechanism, JSON_OPTION, OVERFLOW_TEXT, privileged, toJson, UsageError, VERBOSE_OPTION,
+  Command, CommandContext, describeMountMechanism, eventNamesHelp, JSON_OPTION, OVERFLOW_TEXT, parseEventList, privileged, toJson,
+  UsageError, VERBOSE_OPTION,
 } from './command';
-import { MarkEventName, watch, WatchEvent } from '../index';
+import { watch, WatchEvent } from '../index';
 
 export function formatWatchEvent(time: Date, e: WatchEvent): string {
   if (e.overflow) return `${time.toISOString()} ${OVERFLOW_TEXT}`;
@@ -14,8 +15,7 @@ export function formatWatchEvent(time: Date, e: WatchEvent): string {
 async function run({ args, signal, out, err }: CommandContext): Promise<number> {
   const root = args.positionals[0];
   if (root === undefined) throw new UsageError('a PATH is needed');
-  const list = args.options.events;
-  const events = typeof list === 'string' ? (list.split(',').filter(Boolean) as MarkEventName[]) : undefined;
+  const events = parseEventList(args.options.events);
   const watcher = privileged(() => watch(root, { signal, events }));
   // Filesystems come and go under PATH: each change is said once (by fsid).
   const shown = new Map<string, string>();
@@ -59,6 +59,13 @@ export const watchCommand: Command = {
     JSON_OPTION,
     { name: 'events', value: 'LIST', help: 'comma-separated event names (default: create,delete,movedFrom,movedTo,modify,attrib,onDir)' },
     { ...VERBOSE_OPTION, help: 'also list the filesystems that refused the mark' },
+  ],
+  help: [
+    'examples:',
+    '  fanotify watch /srv                        creates, deletes, moves, changes under /srv',
+    '  fanotify watch /srv --events create,delete,onDir --json',
+    '',
+    ...eventNamesHelp(),
   ],
   run,
 };

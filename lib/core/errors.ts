@@ -51,7 +51,7 @@ const HINTS: Readonly<Record<string, string>> = {
   'fanotify_mark:EINVAL':
     'the kernel refuses this combination: the events need a group option (fsError needs report.fid and scope "filesystem"; mntAttach/mntDetach need report.mount and scope "mntns"; permission events need class "content" or "pre-content"; preAccess needs "pre-content"), the kernel is too old for an event or flag (see probe()), or mntns was given a path that is not a mount namespace (nsfs) file.',
   'fanotify_mark:EINVAL:noFid':
-    'these events carry no fd, so only a group that reports file ids gets them (create, delete, movedFrom, movedTo, rename, attrib, deleteSelf, moveSelf, fsError): new Fanotify({ report: { fid: true, dirFid: true, name: true } }), or watch() for a change feed with paths.',
+    'these events carry no fd, so only a group that reports file ids gets them (create, delete, movedFrom, movedTo, rename, attrib, deleteSelf, moveSelf, fsError): new Fanotify({ report: { fid: true, dirFid: true, name: true } }) (fsError: report.fid and scope "filesystem", or watchErrors()), or watch() for a change feed with paths.',
   'fanotify_mark:EINVAL:mountScope':
     'a mount mark sees only events with an fd: create, delete, moves, rename, attrib, deleteSelf, moveSelf and fsError need scope "filesystem" or inode marks (a mount mark cannot tell which mount a directory entry changed through).',
   'fanotify_mark:ENOSPC':
