@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import {
-  Command, HELP_OPTION, NeedsPrivilege, oneLine, ParsedArgs, parseArgs, UsageError, writeLine,
+  Command, HELP_OPTION, NeedsPrivilege, oneLine, ParsedArgs, parseArgs, stopSignalHandler, UsageError, writeLine,
 } from './cli/command';
 import { errorsCommand } from './cli/errors';
 import { whenParentDies } from './cli/parent';
@@ -24,8 +24,6 @@ import { traceCommand } from './cli/trace';
 import { watchCommand } from './cli/watch';
 
 export const COMMANDS: Command[] = [errorsCommand, watchCommand, traceCommand, mountsCommand, probeCommand];
-
-const SAME_SIGNAL_MS = 1000;
 
 function version(): string {
   try {
@@ -133,19 +131,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
 
-  // Ctrl-C and SIGTERM abort the command, which ends cleanly with 0; a
-  // second one exits at once. Under npx one Ctrl-C comes twice, from the
-  // terminal to the process group and from npm passing it on: a repeat
-  // within a second is the same one.
-  let firstSignalAt = 0;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (controller.signal.aborted) {
-      if (Date.now() - firstSignalAt < SAME_SIGNAL_MS) return;
-      process.exit(sig === 'SIGINT' ? 130 : 143);
-    }
-    firstSignalAt = Date.now();
-    controller.abort();
-  };
+  // Ctrl-C and SIGTERM abort the command, which ends cleanly with 0.
+  const onSignal = stopSignalHandler(() => controller.abort(), (code) => process.exit(code));
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   // So does the death of the program that started us (npx, a shell).

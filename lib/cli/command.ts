@@ -160,6 +160,26 @@ export function parseEventList(value: string | boolean | undefined, fallback?: M
   return names as MarkEventName[];
 }
 
+const SAME_SIGNAL_MS = 1000;
+
+/**
+ * The SIGINT/SIGTERM handler: the first one stops the command (`stop`), a
+ * second one exits at once (130 or 143). Under npx one Ctrl-C comes twice,
+ * from the terminal to the process group and from npm passing it on: a
+ * repeat within a second is the same Ctrl-C.
+ */
+export function stopSignalHandler(stop: () => void, exit: (code: number) => void, now: () => number = Date.now): (sig: NodeJS.Signals) => void {
+  let first: number | null = null;
+  return (sig) => {
+    if (first === null) {
+      first = now();
+      stop();
+    } else if (now() - first >= SAME_SIGNAL_MS) {
+      exit(sig === 'SIGINT' ? 130 : 143);
+    }
+  };
+}
+
 export const writeLine = (stream: NodeJS.WriteStream) => (line: string): void => {
   // One write per line: readers of a pipe never see half a line.
   stream.write(`${line}\n`);
