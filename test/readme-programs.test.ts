@@ -94,9 +94,11 @@ describeRoot('README programs', () => {
   }, bound(60_000));
 
   test('changes.mjs: names what is created on the filesystem', async () => {
-    const file = path.join(img.mountPoint, `changes-${process.pid}`);
+    // A new file at each poke: the first may come before the mark is in place.
+    const base = path.join(img.mountPoint, `changes-${process.pid}`);
+    let n = 0;
     const p = node(save('changes', { '/srv': img.mountPoint }));
-    await runUntil(p, `create ${file}`, printed(p, new RegExp(`^create ${file}$`, 'm'), () => fs.writeFileSync(file, 'x')));
+    await runUntil(p, `create ${base}-N`, printed(p, new RegExp(`^create ${base}-\\d+$`, 'm'), () => fs.writeFileSync(`${base}-${n++}`, 'x')));
   });
 
   test('gate.mjs PID: another process is denied the open, PID is not', async () => {
@@ -137,9 +139,10 @@ describeRoot('README programs', () => {
   test('feed.mjs: full paths of creates', async () => {
     const dir = path.join(img.mountPoint, 'feed');
     fs.mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `new-${process.pid}.txt`);
+    const base = path.join(dir, `new-${process.pid}`);
+    let n = 0;
     const p = node(save('feed', { '/srv': dir }));
-    await runUntil(p, `create ${file}`, printed(p, new RegExp(`\\[ 'create' \\] '?${file}`), () => fs.writeFileSync(file, 'x')));
+    await runUntil(p, `create ${base}-N`, printed(p, new RegExp(`\\[ 'create' \\] '?${base}-\\d+`), () => fs.writeFileSync(`${base}-${n++}`, 'x')));
   });
 
   testFeature('preAccess', 'mirror.mjs: a stub read by another process gets the source bytes', async () => {
