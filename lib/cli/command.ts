@@ -1,6 +1,6 @@
 // What every command of the `fanotify` command line shares: the command
 // shape, argument parsing, whole-line output and the errors that end a command.
-import { EVENT_BITS, MarkEventName } from '../core/options';
+import { MARK_EVENT_NAMES, MarkEventName } from '../core/options';
 
 export interface OptionSpec {
   /** Long name, without the dashes: 'json' is --json. */
@@ -110,10 +110,7 @@ export function parseArgs(argv: readonly string[], command: Command): ParsedArgs
   return parsed;
 }
 
-/** What --events takes: add()'s event names, the groups and the flags. */
-export const MARK_EVENT_NAMES: readonly MarkEventName[] = [...EVENT_BITS.map(([n]) => n), 'close', 'move', 'onDir', 'eventOnChild'];
-
-/** Help lines listing MARK_EVENT_NAMES, wrapped. */
+/** Help lines listing what --events takes (add()'s names), wrapped. */
 export function eventNamesHelp(): string[] {
   const lines = ['event names for --events:'];
   let line = ' ';

@@ -115,6 +115,9 @@ const MARK_NAMES = new Map<string, number>([
   ['eventOnChild', C.FAN_EVENT_ON_CHILD],
 ]);
 
+/** Every name add() and remove() take: the events, the groups close and move, and the flags. */
+export const MARK_EVENT_NAMES = [...MARK_NAMES.keys()] as readonly MarkEventName[];
+
 const CLASS_FLAGS: Readonly<Record<GroupClass, number>> = {
   notification: C.FAN_CLASS_NOTIF,
   content: C.FAN_CLASS_CONTENT,
@@ -285,7 +288,7 @@ export function eventMask(events: unknown, name = 'events'): number {
   for (const ev of events) {
     const bit = typeof ev === 'string' ? MARK_NAMES.get(ev) : undefined;
     if (bit === undefined)
-      throw invalidArg(name, ev, `is not an event name (known: ${[...MARK_NAMES.keys()].join(', ')})`);
+      throw invalidArg(name, ev, `is not an event name (known: ${MARK_EVENT_NAMES.join(', ')})`);
     mask = (mask | bit) >>> 0;
   }
   return mask;
