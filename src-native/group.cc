@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <unordered_set>
@@ -29,6 +30,8 @@ struct Group::Sink {
   // because too many were queued (reported with the next batch JS takes).
   size_t events_in_transit = 0;
   uint32_t dropped = 0;
+  // Permission events answered by their deadline, not told to JavaScript yet.
+  std::atomic<uint64_t> expired{0};
 
   // Queues a batch's fds and events; false (and counted as dropped) when the
   // queue is full: a blocked JS thread must not make us hold fds without bound.
@@ -103,6 +106,8 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
   poller_ = std::make_unique<Poller>(loop, fd, [this] { OnReadable(); });
   poller_->Ref(false);  // until a read waits (SetReadPending)
   on_batch_ = Napi::Persistent(on_batch);
+  Napi::Value on_expired = options.Get("onExpired");
+  if (on_expired.IsFunction()) on_expired_ = Napi::Persistent(on_expired.As<Napi::Function>());
   async_context_ = std::make_unique<Napi::AsyncContext>(env, "fanotify");
 
   if (permission_class) {
@@ -138,6 +143,10 @@ Group::Group(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Group>(info), en
                                            }
                                            batch.release();
                                            return true;
+                                         },
+                                         [tsfn, sink](size_t n) {
+                                           // A null batch: "look at sink->expired".
+                                           if (sink->expired.fetch_add(n) == 0) tsfn.NonBlockingCall(nullptr);
                                          });
     } catch (const std::system_error& e) {
       CloseGroup();
@@ -225,6 +234,17 @@ void Group::CallJs(Napi::Env env, Napi::Function callback, Sink* sink, Batch* ra
   // every fd in transit already; the sink may be freed by then (Node runs the
   // finalizer first): touch nothing.
   if (env == nullptr || sink == nullptr) return;
+  if (raw == nullptr) {  // events answered by their deadline
+    uint64_t n = sink->expired.exchange(0);
+    Group* group = sink->group;
+    if (group == nullptr || n == 0 || group->on_expired_.IsEmpty()) return;
+    try {
+      group->on_expired_.Call({Napi::Number::New(env, static_cast<double>(n))});
+    } catch (const Napi::Error&) {
+      // JavaScript cannot run any more (a Worker being terminated).
+    }
+    return;
+  }
   uint32_t dropped = 0;
   sink->Take(*batch, &dropped);  // out of transit: from here live_fds_ owns them
   if (sink->group == nullptr) return;  // closed: its fds were closed with it

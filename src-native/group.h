@@ -69,6 +69,7 @@ class Group : public Napi::ObjectWrap<Group> {
   std::vector<uint8_t> scratch_;  // the JS thread's read() buffer
   std::unique_ptr<Poller> poller_;
   Napi::FunctionReference on_batch_;
+  Napi::FunctionReference on_expired_;  // permission events their deadline answered
   std::unique_ptr<Napi::AsyncContext> async_context_;
   // Permission groups only:
   std::unique_ptr<PendingPermissions> pending_;

@@ -100,16 +100,19 @@ bool PendingPermissions::ReleaseWhenAnswered(uint64_t token) {
   return true;
 }
 
-void PendingPermissions::AnswerExpired(Clock::time_point now) {
+size_t PendingPermissions::AnswerExpired(Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
+  size_t answered = 0;
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.deadline <= now) {
       AnswerDefaultLocked(it->second);
       it = entries_.erase(it);
+      answered++;
     } else {
       ++it;
     }
   }
+  return answered;
 }
 
 void PendingPermissions::AnswerAll(bool shut) {

@@ -60,7 +60,8 @@ class PendingPermissions {
   // the token was answered already (then the caller closes the fd).
   bool ReleaseWhenAnswered(uint64_t token);
 
-  void AnswerExpired(Clock::time_point now);
+  // Answers with the default what is past its deadline; returns how many.
+  size_t AnswerExpired(Clock::time_point now);
   // Answers everything pending with the default. With shut, every event filed
   // later is answered so at once (the group is going away: nobody else will).
   void AnswerAll(bool shut = false);

@@ -89,11 +89,12 @@ static_assert(std::is_trivially_destructible_v<std::mutex>, "registry_mu must ou
 }  // namespace
 
 Reader::Reader(int group_fd, PendingPermissions* pending, ReaderOptions options,
-               Deliver deliver)
+               Deliver deliver, Expired expired)
     : group_fd_(group_fd),
       pending_(pending),
       options_(options),
       deliver_(std::move(deliver)),
+      expired_(std::move(expired)),
       wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       self_pid_(getpid()) {
   if (!wake_fd_.valid()) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -248,7 +249,8 @@ void Reader::Run() {
       (void)n;
     }
     if (stopping_) break;
-    pending_->AnswerExpired(PendingPermissions::Clock::now());
+    size_t expired = pending_->AnswerExpired(PendingPermissions::Clock::now());
+    if (expired > 0 && expired_) expired_(expired);
     uint64_t reads = reads_;
     bool progress = reads != reads_seen;
     reads_seen = reads;

@@ -62,8 +62,12 @@ class Reader {
   // (closing, or too much waits for JavaScript): then its permission events
   // get the default answer and its fds are closed here.
   using Deliver = std::function<bool(std::unique_ptr<Batch>&)>;
+  // Told how many permission events its deadline just answered (on the
+  // reader thread), so that JavaScript can say so: nobody else will.
+  using Expired = std::function<void(size_t)>;
 
-  Reader(int group_fd, PendingPermissions* pending, ReaderOptions options, Deliver deliver);
+  Reader(int group_fd, PendingPermissions* pending, ReaderOptions options, Deliver deliver,
+         Expired expired = nullptr);
   ~Reader();  // Shutdown()
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
@@ -101,6 +105,7 @@ class Reader {
   PendingPermissions* pending_;
   ReaderOptions options_;
   Deliver deliver_;
+  Expired expired_;
   UniqueFd wake_fd_;
   pid_t self_pid_;
   // Held from a read() to the hand-over of its batch, so that the JS thread

@@ -153,6 +153,24 @@ class RawGroup {
   }
 }
 
+// A content group with a 300 ms timeout whose loop takes one event and never
+// answers it; prints each process warning as JSON; SIGUSR2 closes the group
+// and lets the process end.
+const TIMEOUT_CHILD = `
+const { Fanotify } = require(process.argv[1]);
+const fan = new Fanotify({ class: 'content', permission: { timeoutMs: 300 } });
+fan.add(process.argv[2], ['openPerm', 'eventOnChild']);
+process.on('warning', (w) => console.log(JSON.stringify({ name: w.name, code: w.code, message: w.message })));
+const keep = setInterval(() => {}, 1000);
+process.on('SIGUSR2', () => {
+  void fan.close();
+  clearInterval(keep);
+});
+const it = fan.events();
+it.next().then(() => console.log('took one, answering none'));
+console.log('ready');
+`;
+
 describeRoot('permission faults', () => {
   let dir: string;
   let file: string;
@@ -170,6 +188,26 @@ describeRoot('permission faults', () => {
 
   // 1 ------------------------------------------------------------------------
   describe('a respond() that comes too late or is refused', () => {
+    // A process waited the whole timeout for an event nobody answered: the
+    // program must hear of it (one warning line), but not once per event.
+    test('events answered by their timeout: one FanotifyWarning at once, later ones counted and told at close()', async () => {
+      const child = start(process.execPath, ['-e', TIMEOUT_CHILD, DIST, dir], bound(20_000));
+      await until(() => child.out().includes('ready'), 5000, 'the child ready');
+      // First: held by the loop, never answered. Second: never read at all.
+      expectAllowed(await within(8000, cat(file).result, 'first cat'));
+      await until(() => child.out().includes('FANOTIFY_PERMISSION_TIMEOUT'), 5000, 'the first warning');
+      expectAllowed(await within(8000, cat(file).result, 'second cat'));
+      process.kill(child.pid, 'SIGUSR2');  // close the group
+      const r = await within(8000, child.result, 'the child');
+      const warnings = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+      expect(warnings).toEqual([
+        { name: 'FanotifyWarning', code: 'FANOTIFY_PERMISSION_TIMEOUT', message: expect.stringContaining('1 permission event was answered by the timeout (permission.timeoutMs: 300 ms) with the default "allow"') },
+        { name: 'FanotifyWarning', code: 'FANOTIFY_PERMISSION_TIMEOUT', message: expect.stringContaining('1 permission event was') },
+      ]);
+      expect(warnings[0].message).toContain('ev.respond()');
+      expect(r.code).toBe(0);
+    });
+
     // The timeout answered; respond() finds the token gone and closes the fd.
     // ev.fd must not keep naming that number: the next open in this process
     // takes it, and path, keepFd() and the step's release would act on it

@@ -11,6 +11,8 @@ export interface NativeGroupOptions {
   defaultResponse: number;
   /** read() buffer size: how many events (and so event fds) one batch can hold. */
   bufferSize: number;
+  /** Called with how many permission events their deadline answered since the last call. */
+  onExpired?: (count: number) => void;
 }
 
 /**

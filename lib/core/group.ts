@@ -7,6 +7,7 @@ import { constants as C } from './constants';
 import { abortError, fromNative, invalidArg, stateError, systemError } from './errors';
 import { Batch, batchViews, EVENT_STRIDE, EventOwner, FanotifyEvent, rowFd, rowIsPermission } from './event';
 import { EventQueue } from './event-queue';
+import { TimeoutWarning } from './timeout-warning';
 import { lacks, missingInitFeature, missingMarkFeature, unsupported } from '../kernel/capabilities';
 import {
   auditRuleInfo, Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
@@ -73,10 +74,12 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   // An iteration ended (break, throw, abort) and no new one started: nobody
   // will answer permission events, so they get the default as they come.
   #abandoned = false;
+  readonly #timeoutWarning: TimeoutWarning;
 
   constructor(options: FanotifyOptions = {}) {
     this.#config = groupConfig(options);
     const cfg = this.#config;
+    this.#timeoutWarning = new TimeoutWarning(cfg.timeoutMs, cfg.defaultDecision);
     // Checked now, not when the first timeout would write it and the kernel
     // refused: an answer nobody can give leaves the opener waiting.
     if (cfg.defaultResponse >>> 24 !== 0 && lacks('denyErrno'))
@@ -97,6 +100,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
           timeoutMs: cfg.timeoutMs === Infinity ? -1 : cfg.timeoutMs,
           defaultResponse: cfg.defaultResponse,
           bufferSize: readBufferSize(cfg),
+          onExpired: (count) => this.#timeoutWarning.add(count),
         },
         (batch) => this.#onBatch(batch),
       );
@@ -306,6 +310,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     this.#endStep();
     // Answers what is pending, joins the reader, closes every fd handed over.
     this.#native.close();
+    this.#timeoutWarning.flush();
     this.#queue.clear();
     this.#pump();
   }

@@ -157,6 +157,8 @@ export interface GroupConfig {
   audit: boolean;
   timeoutMs: number;
   defaultResponse: number;
+  /** permission.default as given, for messages. */
+  defaultDecision: Decision;
   allowSelf: boolean;
   selfResponse: number;
 }
@@ -225,7 +227,7 @@ export function groupConfig(options: FanotifyOptions = {}): GroupConfig {
 
   return {
     initFlags, eventFileFlags, groupClass, permissionClass: groupClassIsPerm, report, audit,
-    timeoutMs, defaultResponse, allowSelf, selfResponse,
+    timeoutMs, defaultResponse, defaultDecision: perm.default ?? 'allow', allowSelf, selfResponse,
   };
 }
 
