@@ -25,6 +25,6 @@ export type { MountEvent, WatchMountsOptions } from './watchers/watch-mounts';
 export { watch, Watcher } from './watchers/watch';
 export type { WatchEvent, WatchOptions, WatchedFilesystem } from './watchers/watch';
 export { populate } from './content/populate';
-export type { PopulateResult } from './content/populate';
+export type { PopulateOptions, PopulateResult } from './content/populate';
 export { ContentServer, serveContent } from './content/serve-content';
 export type { ContentError, ContentServerStats, Fetch, FetchRequest, ServeContentOptions } from './content/serve-content';

@@ -63,14 +63,18 @@ describeRoot('features this kernel lacks: ERR_FANOTIFY_UNSUPPORTED at the call',
     expectUnsupported(() => notif.add(undefined, ['open'], { scope: 'mntns' }), 'mntnsMark');
   });
 
-  test('serveContent() rejects at once, and removes what it made', async () => {
+  test('populate() refuses before making anything; serveContent() rejects at once, and removes what it made', async () => {
     // On ext4: populate() keeps the fill state in a user xattr, which tmpfs has only since 6.6.
     await using img = await LoopImage.create({ sizeMiB: 32 });
     const src = path.join(img.mountPoint, 'src');
     const stubs = path.join(img.mountPoint, 'stubs');
     fs.mkdirSync(src);
     fs.writeFileSync(path.join(src, 'a'), 'content');
-    await populate(src, stubs);
+    const refused = await populate(src, stubs).then(() => new Error('populate() made stubs nothing can serve'), (e: Error) => e);
+    expect(refused).toMatchObject({ code: 'ERR_FANOTIFY_UNSUPPORTED', feature: 'preAccess', path: stubs });
+    expect(refused.message).toContain('checkServable: false');
+    expect(fs.existsSync(stubs)).toBe(false);
+    await populate(src, stubs, { checkServable: false });
     const before = openFdCount();
     await expect(serveContent(stubs, () => Buffer.alloc(0))).rejects.toMatchObject({ code: 'ERR_FANOTIFY_UNSUPPORTED', feature: 'preAccess' });
     expect(openFdCount()).toBe(before);

@@ -145,27 +145,35 @@ export function probe(options: ProbeOptions = {}): Features {
   return out;
 }
 
+/**
+ * Tries one mark on target in a new group: null when the kernel takes it,
+ * else the error (fanotify_init's, or the mark's with the path and advice).
+ */
+export function markRefusal(initFlags: number, markFlags: number, mask: number, target: string): Error | null {
+  let fd: number;
+  try {
+    fd = binding.init(initFlags, 0);
+  } catch (err) {
+    return fromNative(err) as Error;
+  }
+  try {
+    binding.mark(fd, C.FAN_MARK_ADD | markFlags, mask, -100, target);
+    return null;
+  } catch (err) {
+    return fromNative(err, { path: target, variant: mask & C.FAN_PRE_ACCESS ? 'preAccess' : undefined }) as Error;
+  } finally {
+    binding.closeFd(fd);
+  }
+}
+
 /** Tries each filesystem question on the path: a mark that works, or the kernel's reason. */
 function probeFilesystem(target: string): FilesystemFeatures {
   fs.accessSync(target);  // ENOENT and the like as node:fs says them
   const reasons: FilesystemFeatures['reasons'] = {};
   const attempt = (key: keyof FilesystemFeatures['reasons'], initFlags: number, markFlags: number, mask: number): boolean => {
-    let fd: number;
-    try {
-      fd = binding.init(initFlags, 0);
-    } catch (err) {
-      reasons[key] = (fromNative(err) as Error).message;
-      return false;
-    }
-    try {
-      binding.mark(fd, C.FAN_MARK_ADD | markFlags, mask, -100, target);
-      return true;
-    } catch (err) {
-      reasons[key] = (fromNative(err, { path: target, variant: mask & C.FAN_PRE_ACCESS ? 'preAccess' : undefined }) as Error).message;
-      return false;
-    } finally {
-      binding.closeFd(fd);
-    }
+    const refusal = markRefusal(initFlags, markFlags, mask, target);
+    if (refusal) reasons[key] = refusal.message;
+    return !refusal;
   };
   const kernelLacks = (key: keyof FilesystemFeatures['reasons'], feature: Feature): false => {
     reasons[key] = `this kernel (${os.release()}) has no ${feature}`;
