@@ -1,10 +1,11 @@
 // A TypeScript program that uses the package as its users do: imports of
-// 'fanotify' and 'fanotify/testing', resolved through package.json "exports"
-// of the installed tarball. test/package.test.ts (scripts/pack-test.js)
-// type-checks it inside a fresh project with `--module nodenext --strict`,
-// once as CommonJS (consumer.ts) and once as an ES module (a copy named
-// consumer.mts). It is never run: every function here is only declared.
-// `@ts-expect-error` lines are misuses the types must reject.
+// 'fanotify' and 'fanotify/testing' from the installed tarball.
+// test/package.test.ts (scripts/pack-test.js RESOLUTIONS) type-checks it
+// inside a fresh project with `--strict` under each moduleResolution a
+// project may use: node10 (commonjs), node16 and nodenext (as CommonJS, and
+// as an ES module: a copy named consumer.mts), and bundler. It is never run:
+// every function here is only declared. `@ts-expect-error` lines are
+// misuses the types must reject.
 import {
   constants, errnoName, FAN_DENY_ERRNO, Fanotify, FanotifyEvent, probe, resolve, watch, watchErrors, watchMounts,
 } from 'fanotify';
