@@ -9,8 +9,8 @@ import { Batch, batchViews, EVENT_STRIDE, EventOwner, FanotifyEvent, rowFd, rowI
 import { EventQueue } from './event-queue';
 import { lacks, missingInitFeature, missingMarkFeature, unsupported } from '../kernel/capabilities';
 import {
-  auditRuleInfo, Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
-  markFlags, Scope,
+  auditRuleInfo, Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkEventName,
+  MarkOptions, markFlags, Scope,
 } from './options';
 
 // Events with no fd to hand over (the kernel refuses them in a group that
@@ -28,7 +28,11 @@ const AT_FDCWD = -100;
 const MAX_QUEUED = 16384;
 const MAX_QUEUED_FDS = 1024;
 
-type PathLike = string | URL | number | null | undefined;
+// What add() and remove() mark: a path, a file URL, or an open fd (for
+// scope 'mntns', an nsfs fd). null: the default of scope 'mntns' alone.
+type MarkPath = string | URL | number;
+// Event names (MarkEventName) or a mask of FAN_* bits.
+type MarkEvents = readonly MarkEventName[] | number;
 
 // The next() that waits for events: settled by #pump() with the iterator
 // result itself, so an event that arrives costs one promise settlement.
@@ -125,12 +129,18 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   }
 
   /** Adds events to the mark on `path` (an fd for scope 'mntns'). Returns this. */
-  add(path: PathLike, events: unknown, options?: MarkOptions): this {
+  add(path: MarkPath, events: MarkEvents, options?: MarkOptions): this;
+  /** With scope 'mntns' the path may be null or undefined: this process's namespace, /proc/self/ns/mnt. */
+  add(path: MarkPath | null | undefined, events: MarkEvents, options: MarkOptions & { scope: 'mntns' }): this;
+  add(path: MarkPath | null | undefined, events: MarkEvents, options?: MarkOptions): this {
     return this.#mark(C.FAN_MARK_ADD, path, events, options);
   }
 
   /** Removes events from the mark on `path`. Returns this. */
-  remove(path: PathLike, events: unknown, options?: MarkOptions): this {
+  remove(path: MarkPath, events: MarkEvents, options?: MarkOptions): this;
+  /** With scope 'mntns' the path may be null or undefined: this process's namespace, /proc/self/ns/mnt. */
+  remove(path: MarkPath | null | undefined, events: MarkEvents, options: MarkOptions & { scope: 'mntns' }): this;
+  remove(path: MarkPath | null | undefined, events: MarkEvents, options?: MarkOptions): this {
     return this.#mark(C.FAN_MARK_REMOVE, path, events, options);
   }
 
@@ -154,7 +164,8 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     return scope === 'mount' ? 'mountScope' : undefined;
   }
 
-  #mark(action: number, pathArg: PathLike, events: unknown, options: MarkOptions = {}): this {
+  // The types above are for TypeScript; JavaScript callers get every check here.
+  #mark(action: number, pathArg: unknown, events: unknown, options: MarkOptions = {}): this {
     const verb = action === C.FAN_MARK_ADD ? 'add' : 'remove';
     this.#checkOpen(verb);
     const mask = eventMask(events);

@@ -63,6 +63,25 @@ export async function changes(dir: string): Promise<string[]> {
   return seen;
 }
 
+/** Marks: what add() and remove() take. */
+export function marks(dir: string, nsfd: number): Fanotify {
+  const fan = new Fanotify({ report: { mount: true } });
+  fan.add(null, ['mntAttach', 'mntDetach'], { scope: 'mntns' });  // this process's namespace
+  fan.add(nsfd, ['mntAttach'], { scope: 'mntns' }).remove(undefined, ['mntDetach'], { scope: 'mntns' });
+  fan.add(new URL(`file://${dir}`), constants.FAN_OPEN | constants.FAN_CLOSE_WRITE);
+  const names = ['open', 'close'] as const;
+  fan.add(dir, names).flush('inode');
+  // @ts-expect-error: 'bogus' is not an event name
+  fan.add(dir, ['preAccess', 'bogus']);
+  // @ts-expect-error: only scope 'mntns' has a default path
+  fan.add(null, ['create']);
+  // @ts-expect-error: nor with another scope
+  fan.add(undefined, ['create'], { scope: 'filesystem' });
+  // @ts-expect-error: events are names or a mask, not one name
+  fan.remove(dir, 'create');
+  return fan;
+}
+
 /** Filesystem health: watchErrors(). */
 export async function health(signal: AbortSignal): Promise<void> {
   const watcher = watchErrors({ paths: ['/data'], signal, resolvePaths: false });
@@ -99,6 +118,9 @@ export async function feed(root: string, signal: AbortSignal): Promise<void> {
   }
   // @ts-expect-error: not an event name
   watch(root, { events: ['created'] });
+  const names = ['create', 'delete'] as const;
+  watch(root, { events: names });  // readonly arrays too, as add() takes them
+  watch(root, { events: constants.FAN_CREATE | constants.FAN_ONDIR, follow: false });  // or a mask
 }
 
 /** The kernel feature report. */
