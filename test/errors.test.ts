@@ -600,7 +600,7 @@ describe('respond() on an event without a group', () => {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { binding } = require('../lib/core/binding');
     const { events, records } = binding.parse(bytes);
-    const ev = new FanotifyEvent({ bytes, events, records }, 0, null, false);
+    const ev = FanotifyEvent._fromBatch({ bytes, events, records }, 0, null, false);
     expect(caught(() => ev.respond('allow')).code).toBe('ERR_NOT_PERMISSION_EVENT');
   });
 });

@@ -411,7 +411,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
 
   /** Answers (with the default) and closes an event nobody will see. */
   #drop(batch: Batch, row: number, isPermission: boolean): void {
-    const ev = new FanotifyEvent(batch, row, this.#owner, this.#config.report.pidfd);
+    const ev = FanotifyEvent._fromBatch(batch, row, this.#owner, this.#config.report.pidfd);
     if (isPermission) ev._answerDefault(this.#native);
     ev._release();
   }

@@ -14,6 +14,8 @@ import type {
 } from 'fanotify';
 import { LoopImage, LoopImageError } from 'fanotify/testing';
 import type { LoopImageOptions } from 'fanotify/testing';
+// @ts-expect-error: internals are in no published declaration (node10 reads dist/ paths; the others, "exports")
+import { batchViews } from 'fanotify/dist/core/event';
 
 // constants are typed with their values.
 const fsError: 0x8000 = constants.FAN_FS_ERROR;
@@ -80,6 +82,16 @@ export function marks(dir: string, nsfd: number): Fanotify {
   // @ts-expect-error: events are names or a mask, not one name
   fan.remove(dir, 'create');
   return fan;
+}
+
+/** Internals are not part of the types: events come from a group only. */
+export function internals(ev: FanotifyEvent): void {
+  // @ts-expect-error: the constructor is private
+  new FanotifyEvent({ bytes: Buffer.alloc(0), events: new Int32Array(10), records: new Int32Array(0) }, 0, null);
+  // @ts-expect-error: the group's own end of an iteration step
+  ev._release();
+  // @ts-expect-error: made by the group when it drops events
+  FanotifyEvent.overflow();
 }
 
 /** Filesystem health: watchErrors(). */
