@@ -65,7 +65,7 @@ describeHere('the npm package, installed from its tarball', () => {
   test('the tarball holds what users need and nothing else', () => {
     const files = packed.files.map((f) => f.path);
     for (const f of [
-      'package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'binding.gyp',
+      'package.json', 'README.md', 'API.md', 'LICENSE', 'CHANGELOG.md', 'binding.gyp',
       'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts',
       'dist/testing.js', 'dist/testing.mjs', 'dist/testing.d.ts', 'dist/cli.js',
       t.PREBUILT, 'src-native/addon.cc',
