@@ -227,10 +227,10 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
         // Fast path: events already read are handed out without waiting.
         const value = this.#shift();
         if (value !== null) return Promise.resolve({ done: false, value });
-        if (this.#waiter) {
-          state.finish();
+        // A mistake of the caller's, refused; the loop that waits goes on (were
+        // it ended, the events it waits for would get the default unseen).
+        if (this.#waiter)
           return Promise.reject(stateError('ERR_FANOTIFY_CONCURRENT_NEXT', 'another next() is already waiting for this group'));
-        }
         return new Promise<IteratorResult<FanotifyEvent>>((resolve, reject) => {
           this.#waiter = { resolve, reject, end: state.finish, iteration: state };
           this.#pump();
