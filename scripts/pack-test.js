@@ -77,9 +77,24 @@ function ensurePrebuild({ log = () => {} } = {}) {
   return { file, built: true, reason };
 }
 
-/** `npm pack` into dir: { tarball, files: [{ path, size }], size, unpackedSize }. */
+// The architectures a release tarball carries a binary for (scripts/prebuild.js).
+const RELEASE_ARCHES = ['x64', 'arm64'];
+
+/**
+ * The environment of `npm pack`: prepack refuses to pack without every
+ * release binary; where only this machine's was made (no cross compiler
+ * here), FANOTIFY_PACK_ARCHES lets it pack that one. { env, only }.
+ */
+function packEnv() {
+  const present = RELEASE_ARCHES.filter((a) => fs.existsSync(path.join(root, 'prebuilds', `linux-${a}`, `${pkg.name}.glibc.node`)));
+  if (present.length === RELEASE_ARCHES.length) return { env: cleanEnv(), only: null };
+  return { env: cleanEnv({ FANOTIFY_PACK_ARCHES: ARCH }), only: ARCH };
+}
+
+/** `npm pack` into dir: { tarball, files: [{ path, size }], size, unpackedSize, only }. */
 function pack(dir) {
-  const r = npm(['pack', '--json', '--pack-destination', dir], { cwd: root, timeout: 180000, env: cleanEnv() });
+  const { env, only } = packEnv();
+  const r = npm(['pack', '--json', '--pack-destination', dir], { cwd: root, timeout: 180000, env });
   // prepack's output (tsc) comes before the JSON on stdout.
   const json = JSON.parse(r.stdout.slice(r.stdout.search(/^\[/m)));
   const info = json[0];
@@ -88,7 +103,22 @@ function pack(dir) {
     files: info.files.map((f) => ({ path: f.path, size: f.size })),
     size: info.size,
     unpackedSize: info.unpackedSize,
+    only,
   };
+}
+
+/**
+ * `npm pack` of a copy of the repository that never made its prebuilds
+ * (package.json, scripts/, the native sources) into dir: prepack must refuse.
+ * Returns { status, stderr, tarballs } (tarballs: the .tgz files made).
+ */
+function packWithoutPrebuilds(dir) {
+  const copy = path.join(dir, 'clone');
+  for (const rel of ['package.json', 'binding.gyp', 'scripts', 'src-native']) {
+    fs.cpSync(path.join(root, rel), path.join(copy, rel), { recursive: true });
+  }
+  const r = npm(['pack', '--pack-destination', dir], { cwd: copy, timeout: 60000, allowFail: true, env: cleanEnv() });
+  return { status: r.status, stderr: r.stderr, tarballs: fs.readdirSync(dir).filter((f) => f.endsWith('.tgz')) };
 }
 
 /** A new project in dir with the tarball installed, scripts not run. Returns npm's output. */
@@ -207,7 +237,8 @@ function scratch() {
 }
 
 module.exports = {
-  root, pkg, ARCH, PREBUILT, ensurePrebuild, pack, install, check, npxVersion, loadWithoutBinary, typecheck, scratch, cleanEnv,
+  root, pkg, ARCH, PREBUILT, ensurePrebuild, pack, packWithoutPrebuilds, install, check, npxVersion, loadWithoutBinary, typecheck,
+  scratch, cleanEnv,
 };
 
 if (require.main === module) {
@@ -221,8 +252,10 @@ if (require.main === module) {
   };
   try {
     ensurePrebuild({ log });
+    const refused = packWithoutPrebuilds(fs.mkdtempSync(path.join(tmp, 'no-prebuilds-')));
+    expect(refused.status !== 0 && refused.tarballs.length === 0 && refused.stderr.includes('npm run prebuilds'), 'npm pack without prebuilds/ fails, naming the binaries and `npm run prebuilds`');
     const p = pack(tmp);
-    log(`packed ${path.basename(p.tarball)}: ${p.files.length} files, ${p.size} bytes (${p.unpackedSize} unpacked)`);
+    log(`packed ${path.basename(p.tarball)}: ${p.files.length} files, ${p.size} bytes (${p.unpackedSize} unpacked)${p.only ? `; only linux-${p.only}'s binary (FANOTIFY_PACK_ARCHES)` : ''}`);
     const project = path.join(tmp, 'project');
     install(project, p.tarball);
     log(`installed into ${project}`);

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 interface PackedFile { path: string; size: number }
-interface Packed { tarball: string; files: PackedFile[]; size: number; unpackedSize: number }
+interface Packed { tarball: string; files: PackedFile[]; size: number; unpackedSize: number; only: string | null }
 interface CheckResult {
   resolved: string;
   Fanotify: string;
@@ -33,6 +33,7 @@ interface PackTest {
   npxVersion(dir: string): string;
   loadWithoutBinary(dir: string): { status: number | null; stderr: string };
   typecheck(dir: string): string;
+  packWithoutPrebuilds(dir: string): { status: number | null; stderr: string; tarballs: string[] };
 }
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const t = require('../scripts/pack-test.js') as PackTest;
@@ -52,6 +53,7 @@ describeHere('the npm package, installed from its tarball', () => {
     expect(fs.existsSync(pre.file)).toBe(true);
     tmp = t.scratch();
     packed = t.pack(tmp);
+    if (packed.only) console.log(`package: packed with linux-${packed.only}'s binary only (FANOTIFY_PACK_ARCHES): the others are not built here`);
     project = path.join(tmp, 'project');
     t.install(project, packed.tarball);
     installed = path.join(project, 'node_modules', t.pkg.name);
@@ -112,4 +114,14 @@ describeHere('the npm package, installed from its tarball', () => {
   test('a TypeScript consumer type-checks against the installed declarations (CommonJS and ESM)', () => {
     expect(t.typecheck(project)).toBe('');
   }, 120_000);
+
+  test('npm pack of a clone without its prebuilt binaries fails, naming each and the command that makes them', () => {
+    const r = t.packWithoutPrebuilds(fs.mkdtempSync(path.join(tmp, 'no-prebuilds-')));
+    expect(r.status).not.toBe(0);
+    expect(r.tarballs).toEqual([]);
+    expect(r.stderr).toContain('npm pack: the tarball must carry a prebuilt binary for each platform it supports');
+    expect(r.stderr).toContain('prebuilds/linux-x64/fanotify.glibc.node is missing');
+    expect(r.stderr).toContain('prebuilds/linux-arm64/fanotify.glibc.node is missing');
+    expect(r.stderr).toContain('Make them with `npm run prebuilds`');
+  }, 60_000);
 });
