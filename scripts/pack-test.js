@@ -231,17 +231,64 @@ function typecheck(dir) {
   return (r.stdout + r.stderr).trim();
 }
 
+/**
+ * How to run the installed package's examples in the project (test/examples.js):
+ * from node_modules/fanotify/examples, with the repository's jest for the test.
+ */
+function exampleContext(dir) {
+  return {
+    examples: path.join(dir, 'node_modules', pkg.name, 'examples'),
+    cwd: dir,
+    env: cleanEnv(),
+    jest: path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'),
+  };
+}
+
 /** A scratch directory outside the repository (no node_modules above it). */
 function scratch() {
   return fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `${pkg.name}-pack-test-`)));
 }
 
+/**
+ * Each example of the installed package run in the project (test/examples.js)
+ * against a loop image of the installed fanotify/testing: the transcript of a
+ * fresh app running them.
+ */
+async function runExamples(dir, { log, expect }) {
+  const { PROGRAMS, runProgram, runJestExample } = require('../test/examples.js');
+  const installed = path.join(dir, 'node_modules', pkg.name);
+  const { LoopImage } = require(path.join(installed, 'dist', 'testing.js'));
+  const { lacks } = require(path.join(installed, 'dist', 'kernel', 'capabilities.js'));
+  const ctx = exampleContext(dir);
+  const lacking = ['preAccess'].filter((f) => lacks(f));
+  const img = await LoopImage.create({ mountOptions: ['errors=continue'] });
+  log(`examples from ${path.relative(dir, ctx.examples)}/, in ${dir}, against ${img.device} on ${img.mountPoint}${lacking.length ? `; this kernel lacks ${lacking.join(', ')}` : ''}`);
+  try {
+    for (const name of Object.keys(PROGRAMS)) {
+      try {
+        const r = await runProgram(name, { ...ctx, img, lacking });
+        expect(true, `$ ${r.command}\n       ${r.line}`);
+      } catch (err) {
+        expect(false, `${name}.mjs: ${err.message}`);
+      }
+    }
+  } finally {
+    await img.dispose();
+  }
+  try {
+    const r = await runJestExample(ctx);
+    expect(true, `$ ${r.command}\n       ${r.line}`);
+  } catch (err) {
+    expect(false, `health.test.js: ${err.message}`);
+  }
+}
+
 module.exports = {
   root, pkg, ARCH, PREBUILT, ensurePrebuild, pack, packWithoutPrebuilds, install, check, npxVersion, loadWithoutBinary, typecheck,
-  scratch, cleanEnv,
+  exampleContext, scratch, cleanEnv,
 };
 
-if (require.main === module) {
+if (require.main === module) void (async () => {
   const t0 = Date.now();
   const log = (s) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
   const tmp = scratch();
@@ -273,6 +320,8 @@ if (require.main === module) {
     console.log(missing.stderr.split('\n').find((l) => l.includes('fanotify:')) || missing.stderr);
     const types = typecheck(project);
     expect(types === '', `types: tsc --module nodenext --strict on consumer.ts and consumer.mts${types ? `\n${types}` : ''}`);
+    if (process.getuid() === 0) await runExamples(project, { log, expect });
+    else log('the examples: skipped, they need root');
   } catch (err) {
     console.error(err.message);
     ok = false;
@@ -282,4 +331,4 @@ if (require.main === module) {
   }
   log(ok ? 'package OK' : 'package test FAILED');
   process.exit(ok ? 0 : 1);
-}
+})();

@@ -3,7 +3,9 @@
 // fresh project outside the repository, then require, import, the command
 // line and the types from there. No build/ exists in that copy, so the native
 // binary can only come from the tarball's prebuilds/; the test checks which
-// file is mapped into the process.
+// file is mapped into the process. As root, the project then runs every
+// example from node_modules/fanotify/examples (the README's programs,
+// test/examples.js).
 //
 // Self-sufficient: when prebuilds/ has no binary for this machine, or one
 // older than src-native/, it runs `npm run prebuilds -- <arch>` first (~20 s).
@@ -11,6 +13,10 @@
 // tried first).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
+import { Feature } from '../lib/kernel/capabilities';
+import { LoopImage } from '../lib/testing';
+import { bound, describeRoot, testFeature } from './helpers';
 
 interface PackedFile { path: string; size: number }
 interface Packed { tarball: string; files: PackedFile[]; size: number; unpackedSize: number; only: string | null }
@@ -34,9 +40,19 @@ interface PackTest {
   loadWithoutBinary(dir: string): { status: number | null; stderr: string };
   typecheck(dir: string): string;
   packWithoutPrebuilds(dir: string): { status: number | null; stderr: string; tarballs: string[] };
+  exampleContext(dir: string): ExampleContext;
+}
+interface ExampleContext { examples: string; cwd: string; env: NodeJS.ProcessEnv; jest: string }
+interface Ran { command: string; line: string; ms: number }
+interface Examples {
+  PROGRAMS: Record<string, { promise: string; feature?: Feature }>;
+  runProgram(name: string, ctx: ExampleContext & { img: LoopImage; lacking: Feature[] }): Promise<Ran>;
+  runJestExample(ctx: ExampleContext): Promise<Ran>;
 }
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const t = require('../scripts/pack-test.js') as PackTest;
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const examples = require('./examples.js') as Examples;
 
 const supported = process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch);
 const describeHere = supported ? describe : describe.skip;
@@ -74,6 +90,8 @@ describeHere('the npm package, installed from its tarball', () => {
     const stray = files.filter((f) => /^(build|test|bench|lib|scripts|node_modules|\.ci)\//.test(f) || /\.(map|tgz)$/.test(f) ||
       /^(tsconfig|jest\.config)/.test(f));
     expect(stray).toEqual([]);
+    const shipped = fs.readdirSync(path.join(__dirname, '..', 'examples')).map((f) => `examples/${f}`).sort();
+    expect(files.filter((f) => f.startsWith('examples/')).sort()).toEqual(shipped);
     for (const f of files.filter((x) => x.startsWith('prebuilds/'))) {
       expect(f).toMatch(/^prebuilds\/linux-(x64|arm64)\/fanotify\.glibc\.node$/);
     }
@@ -124,4 +142,31 @@ describeHere('the npm package, installed from its tarball', () => {
     expect(r.stderr).toContain('prebuilds/linux-arm64/fanotify.glibc.node is missing');
     expect(r.stderr).toContain('Make them with `npm run prebuilds`');
   }, 60_000);
+
+  // Each example as a user runs it: `node node_modules/fanotify/examples/NAME.mjs`
+  // in the project, 'fanotify' resolved by the package's self-reference.
+  describeRoot('the examples, run from the installed package', () => {
+    let img: LoopImage;
+    beforeAll(async () => {
+      img = await LoopImage.create({ mountOptions: ['errors=continue'] });
+    });
+    afterAll(async () => {
+      await img?.dispose();
+    });
+
+    for (const [name, program] of Object.entries(examples.PROGRAMS)) {
+      const run = (lacking: Feature[]) => async () => {
+        const r = await examples.runProgram(name, { ...t.exampleContext(project), img, lacking });
+        console.log(`$ ${r.command}\n  ${r.line}`);
+      };
+      const title = `examples/${name}.mjs: ${program.promise}`;
+      if (program.feature) testFeature(program.feature, title, run([]), bound(30_000), (missing) => run(missing)());
+      else test(title, run([]), bound(30_000));
+    }
+
+    test('examples/health.test.js, copied into the project, passes under jest', async () => {
+      const r = await examples.runJestExample(t.exampleContext(project));
+      console.log(`$ ${r.command}\n  ${r.line}`);
+    }, bound(120_000));
+  });
 });
