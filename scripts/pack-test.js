@@ -244,6 +244,81 @@ function exampleContext(dir) {
   };
 }
 
+// Loaded into the command by NODE_OPTIONS: records its pid when it starts and
+// its exit code when it exits, which npx (its grandparent) cannot tell us.
+const EXIT_REPORT = `'use strict';
+if (/[\\/]fanotify$/.test(process.argv[1] || '')) {
+  const fs = require('node:fs');
+  const line = (o) => fs.appendFileSync(process.env.FANOTIFY_EXIT_REPORT, JSON.stringify({ pid: process.pid, ...o }) + '\\n');
+  line({ started: true });
+  process.on('exit', (code) => line({ code }));
+}
+`;
+
+/**
+ * `npx fanotify mounts` in the project, in a process group of its own, as a
+ * terminal starts it; once it watches, `how` stops it: 'group-SIGINT' (a
+ * terminal's Ctrl-C: npx, sh and the command all get it) or 'npx-SIGTERM'
+ * (npx alone, as a service manager or `kill` would). Resolves with
+ * { npx: { code, signal }, command: { pid, code }, alive, stderr, ms }: the
+ * command's exit code (null: it did not exit, or died of a signal) and
+ * whether its pid still lives 5 s after npx ended.
+ */
+async function npxStop(dir, how) {
+  const { spawn } = require('node:child_process');
+  const reportFile = path.join(dir, `npx-exit-${how}.jsonl`);
+  const preload = path.join(dir, 'exit-report.cjs');
+  fs.writeFileSync(preload, EXIT_REPORT);
+  fs.rmSync(reportFile, { force: true });
+  const env = cleanEnv({ npm_config_yes: 'false', NODE_OPTIONS: `--require ${preload}`, FANOTIFY_EXIT_REPORT: reportFile });
+  const t0 = Date.now();
+  const npx = spawn('npx', ['fanotify', 'mounts'], { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  npx.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+  npx.stdout.resume();
+  const exited = new Promise((resolve) => npx.on('exit', (code, signal) => resolve({ code, signal })));
+  const reports = () => (fs.existsSync(reportFile) ? fs.readFileSync(reportFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : []);
+  // Running, that is: an orphan that exited stays a zombie until its new parent reaps it.
+  const alive = (pid) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+  const until = async (what, ms, cond) => {
+    const deadline = Date.now() + ms * TIME_SCALE;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`npx fanotify mounts: ${what} not seen in ${ms * TIME_SCALE} ms; stderr: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  let pid = 0;
+  try {
+    await until('the banner', 20000, () => /watching the mount namespace/.test(stderr) && reports().length > 0);
+    pid = reports()[0].pid;
+    if (how === 'group-SIGINT') process.kill(-npx.pid, 'SIGINT');
+    else if (how === 'npx-SIGTERM') process.kill(npx.pid, 'SIGTERM');
+    else throw new Error(`npxStop: unknown way ${how}`);
+    let timer;
+    const npxExit = await Promise.race([exited, new Promise((r) => (timer = setTimeout(() => r(null), 10000 * TIME_SCALE)))]);
+    clearTimeout(timer);
+    if (npxExit === null) throw new Error(`npx did not exit after ${how}; stderr: ${stderr}`);
+    await until('the command ending', 5000, () => !alive(pid));
+    const end = reports().find((o) => 'code' in o);
+    return { npx: npxExit, command: { pid, code: end ? end.code : null }, alive: alive(pid), stderr, ms: Date.now() - t0 };
+  } finally {
+    // Nothing outlives the check, whatever it found.
+    try {
+      process.kill(-npx.pid, 'SIGKILL');
+    } catch {
+      // the group is gone
+    }
+    if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+  }
+}
+
 /** A scratch directory outside the repository (no node_modules above it). */
 function scratch() {
   return fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `${pkg.name}-pack-test-`)));
@@ -284,8 +359,8 @@ async function runExamples(dir, { log, expect }) {
 }
 
 module.exports = {
-  root, pkg, ARCH, PREBUILT, ensurePrebuild, pack, packWithoutPrebuilds, install, check, npxVersion, loadWithoutBinary, typecheck,
-  exampleContext, scratch, cleanEnv,
+  root, pkg, ARCH, PREBUILT, ensurePrebuild, pack, packWithoutPrebuilds, install, check, npxVersion, npxStop, loadWithoutBinary,
+  typecheck, exampleContext, scratch, cleanEnv,
 };
 
 if (require.main === module) void (async () => {
@@ -320,8 +395,15 @@ if (require.main === module) void (async () => {
     console.log(missing.stderr.split('\n').find((l) => l.includes('fanotify:')) || missing.stderr);
     const types = typecheck(project);
     expect(types === '', `types: tsc --module nodenext --strict on consumer.ts and consumer.mts${types ? `\n${types}` : ''}`);
-    if (process.getuid() === 0) await runExamples(project, { log, expect });
-    else log('the examples: skipped, they need root');
+    if (process.getuid() === 0) {
+      await runExamples(project, { log, expect });
+      for (const how of ['group-SIGINT', 'npx-SIGTERM']) {
+        const s = await npxStop(project, how);
+        expect(s.command.code === 0 && !s.alive, `npx fanotify mounts, ${how}: the command (pid ${s.command.pid}) exited ${s.command.code}; npx ${s.npx.code ?? s.npx.signal}`);
+      }
+    } else {
+      log('the examples and npx under signals: skipped, they need root');
+    }
   } catch (err) {
     console.error(err.message);
     ok = false;

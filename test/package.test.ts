@@ -3,9 +3,11 @@
 // fresh project outside the repository, then require, import, the command
 // line and the types from there. No build/ exists in that copy, so the native
 // binary can only come from the tarball's prebuilds/; the test checks which
-// file is mapped into the process. As root, the project then runs every
-// example from node_modules/fanotify/examples (the README's programs,
-// test/examples.js).
+// file is mapped into the process.
+//
+// As root, the project then runs every example from
+// node_modules/fanotify/examples (the README's programs, test/examples.js)
+// and `npx fanotify mounts` under a terminal's signals.
 //
 // Self-sufficient: when prebuilds/ has no binary for this machine, or one
 // older than src-native/, it runs `npm run prebuilds -- <arch>` first (~20 s).
@@ -41,8 +43,15 @@ interface PackTest {
   typecheck(dir: string): string;
   packWithoutPrebuilds(dir: string): { status: number | null; stderr: string; tarballs: string[] };
   exampleContext(dir: string): ExampleContext;
+  npxStop(dir: string, how: 'group-SIGINT' | 'npx-SIGTERM'): Promise<NpxStop>;
 }
 interface ExampleContext { examples: string; cwd: string; env: NodeJS.ProcessEnv; jest: string }
+interface NpxStop {
+  npx: { code: number | null; signal: NodeJS.Signals | null };
+  command: { pid: number; code: number | null };
+  alive: boolean;
+  stderr: string;
+}
 interface Ran { command: string; line: string; ms: number }
 interface Examples {
   PROGRAMS: Record<string, { promise: string; feature?: Feature }>;
@@ -168,5 +177,26 @@ describeHere('the npm package, installed from its tarball', () => {
       const r = await examples.runJestExample(t.exampleContext(project));
       console.log(`$ ${r.command}\n  ${r.line}`);
     }, bound(120_000));
+  });
+
+  // A terminal's Ctrl-C goes to the whole process group: npx (npm), the
+  // `sh -c fanotify ...` it starts, and the command. npm then ends as its
+  // shell did: dash (Debian's sh) dies of the SIGINT itself, bash execs the
+  // command. Either way the command cleans up and exits 0, and never
+  // outlives npx.
+  describeRoot('npx fanotify mounts under signals, in a process group of its own', () => {
+    test('Ctrl-C (SIGINT to the group): the command exits 0 and is gone; npx ends as its sh did', async () => {
+      const s = await t.npxStop(project, 'group-SIGINT');
+      expect({ code: s.command.code, alive: s.alive }).toEqual({ code: 0, alive: false });
+      expect([0, 'SIGINT']).toContain(s.npx.code ?? s.npx.signal);
+      expect(s.stderr).not.toMatch(/^\s+at /m);
+    }, bound(60_000));
+
+    test('SIGTERM to npx alone: the command does not outlive it, and exits 0', async () => {
+      const s = await t.npxStop(project, 'npx-SIGTERM');
+      expect({ code: s.command.code, alive: s.alive }).toEqual({ code: 0, alive: false });
+      expect([0, 'SIGTERM']).toContain(s.npx.code ?? s.npx.signal);
+      expect(s.stderr).not.toMatch(/^\s+at /m);
+    }, bound(60_000));
   });
 });
