@@ -162,7 +162,7 @@ const PROGRAMS = {
         const r = await p.result;
         if (r.code !== 1 || !/code: 'ERR_FANOTIFY_UNSUPPORTED'/.test(r.stderr) || !/feature: 'preAccess'/.test(r.stderr))
           throw new Error(`without preAccess, expected ERR_FANOTIFY_UNSUPPORTED; ${report(cmd, r)}`);
-        return { cmd, r, saw: r.stderr.split('\n').find((l) => l.includes('ERR_FANOTIFY_UNSUPPORTED')).trim() };
+        return { cmd, r, saw: `${r.stderr.split('\n').find((l) => l.startsWith('Error: '))} (code: 'ERR_FANOTIFY_UNSUPPORTED', feature: 'preAccess')` };
       }
       const cmp = async (...n) => (await start('cmp', [...n, path.join(source, big), path.join(stubs, big)]).result).code === 0;
       // The first 4 KiB (the first chunk) read, by cmp: another process.
