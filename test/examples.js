@@ -213,7 +213,7 @@ async function runJestExample({ examples, cwd, env, jest }) {
   const args = [jest, '--rootDir', cwd, '--ci', '--colors=false', `--testTimeout=${bound(30000)}`];
   const p = start(process.execPath, args, { cwd, env, killAfterMs: bound(120000) });
   const r = await p.result;
-  const cmd = `npx jest  (${path.relative(cwd, path.join(dir, 'health.test.js'))}, copied from ${path.relative(cwd, examples)})`;
+  const cmd = `node ${jest} --rootDir .  (${path.relative(cwd, path.join(dir, 'health.test.js'))}, copied from ${path.relative(cwd, examples)}/)`;
   if (r.code !== 0 || !/Tests:\s+1 passed, 1 total/.test(r.stderr)) throw new Error(`jest: ${report(cmd, r)}`);
   const saw = r.stderr.split('\n').filter((l) => /✓|Tests:/.test(l)).map((l) => l.trim()).join('; ');
   return { command: cmd, line: `${saw}  [exit 0, ${r.ms} ms]`, ms: r.ms };
