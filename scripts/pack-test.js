@@ -77,9 +77,24 @@ function ensurePrebuild({ log = () => {} } = {}) {
   return { file, built: true, reason };
 }
 
-/** `npm pack` into dir: { tarball, files: [{ path, size }], size, unpackedSize }. */
+// The architectures a release tarball carries a binary for (scripts/prebuild.js).
+const RELEASE_ARCHES = ['x64', 'arm64'];
+
+/**
+ * The environment of `npm pack`: prepack refuses to pack without every
+ * release binary; where only this machine's was made (no cross compiler
+ * here), FANOTIFY_PACK_ARCHES lets it pack that one. { env, only }.
+ */
+function packEnv() {
+  const present = RELEASE_ARCHES.filter((a) => fs.existsSync(path.join(root, 'prebuilds', `linux-${a}`, `${pkg.name}.glibc.node`)));
+  if (present.length === RELEASE_ARCHES.length) return { env: cleanEnv(), only: null };
+  return { env: cleanEnv({ FANOTIFY_PACK_ARCHES: ARCH }), only: ARCH };
+}
+
+/** `npm pack` into dir: { tarball, files: [{ path, size }], size, unpackedSize, only }. */
 function pack(dir) {
-  const r = npm(['pack', '--json', '--pack-destination', dir], { cwd: root, timeout: 180000, env: cleanEnv() });
+  const { env, only } = packEnv();
+  const r = npm(['pack', '--json', '--pack-destination', dir], { cwd: root, timeout: 180000, env });
   // prepack's output (tsc) comes before the JSON on stdout.
   const json = JSON.parse(r.stdout.slice(r.stdout.search(/^\[/m)));
   const info = json[0];
@@ -88,7 +103,22 @@ function pack(dir) {
     files: info.files.map((f) => ({ path: f.path, size: f.size })),
     size: info.size,
     unpackedSize: info.unpackedSize,
+    only,
   };
+}
+
+/**
+ * `npm pack` of a copy of the repository that never made its prebuilds
+ * (package.json, scripts/, the native sources) into dir: prepack must refuse.
+ * Returns { status, stderr, tarballs } (tarballs: the .tgz files made).
+ */
+function packWithoutPrebuilds(dir) {
+  const copy = path.join(dir, 'clone');
+  for (const rel of ['package.json', 'binding.gyp', 'scripts', 'src-native']) {
+    fs.cpSync(path.join(root, rel), path.join(copy, rel), { recursive: true });
+  }
+  const r = npm(['pack', '--pack-destination', dir], { cwd: copy, timeout: 60000, allowFail: true, env: cleanEnv() });
+  return { status: r.status, stderr: r.stderr, tarballs: fs.readdirSync(dir).filter((f) => f.endsWith('.tgz')) };
 }
 
 /** A new project in dir with the tarball installed, scripts not run. Returns npm's output. */
@@ -220,16 +250,139 @@ function typecheck(dir) {
   return out;
 }
 
+/**
+ * How to run the installed package's examples in the project (test/examples.js):
+ * from node_modules/fanotify/examples, with the repository's jest for the test.
+ */
+function exampleContext(dir) {
+  return {
+    examples: path.join(dir, 'node_modules', pkg.name, 'examples'),
+    cwd: dir,
+    env: cleanEnv(),
+    jest: path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'),
+  };
+}
+
+// Loaded into the command by NODE_OPTIONS: records its pid when it starts and
+// its exit code when it exits, which npx (its grandparent) cannot tell us.
+const EXIT_REPORT = `'use strict';
+if (/[\\/]fanotify$/.test(process.argv[1] || '')) {
+  const fs = require('node:fs');
+  const line = (o) => fs.appendFileSync(process.env.FANOTIFY_EXIT_REPORT, JSON.stringify({ pid: process.pid, ...o }) + '\\n');
+  line({ started: true });
+  process.on('exit', (code) => line({ code }));
+}
+`;
+
+/**
+ * `npx fanotify mounts` in the project, in a process group of its own, as a
+ * terminal starts it; once it watches, `how` stops it: 'group-SIGINT' (a
+ * terminal's Ctrl-C: npx, sh and the command all get it) or 'npx-SIGTERM'
+ * (npx alone, as a service manager or `kill` would). Resolves with
+ * { npx: { code, signal }, command: { pid, code }, alive, stderr, ms }: the
+ * command's exit code (null: it did not exit, or died of a signal) and
+ * whether its pid still lives 5 s after npx ended.
+ */
+async function npxStop(dir, how) {
+  const { spawn } = require('node:child_process');
+  const reportFile = path.join(dir, `npx-exit-${how}.jsonl`);
+  const preload = path.join(dir, 'exit-report.cjs');
+  fs.writeFileSync(preload, EXIT_REPORT);
+  fs.rmSync(reportFile, { force: true });
+  const env = cleanEnv({ npm_config_yes: 'false', NODE_OPTIONS: `--require ${preload}`, FANOTIFY_EXIT_REPORT: reportFile });
+  const t0 = Date.now();
+  const npx = spawn('npx', ['fanotify', 'mounts'], { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  npx.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+  npx.stdout.resume();
+  const exited = new Promise((resolve) => npx.on('exit', (code, signal) => resolve({ code, signal })));
+  const reports = () => (fs.existsSync(reportFile) ? fs.readFileSync(reportFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : []);
+  // Running, that is: an orphan that exited stays a zombie until its new parent reaps it.
+  const alive = (pid) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+  const until = async (what, ms, cond) => {
+    const deadline = Date.now() + ms * TIME_SCALE;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`npx fanotify mounts: ${what} not seen in ${ms * TIME_SCALE} ms; stderr: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  let pid = 0;
+  try {
+    await until('the banner', 20000, () => /watching the mount namespace/.test(stderr) && reports().length > 0);
+    pid = reports()[0].pid;
+    if (how === 'group-SIGINT') process.kill(-npx.pid, 'SIGINT');
+    else if (how === 'npx-SIGTERM') process.kill(npx.pid, 'SIGTERM');
+    else throw new Error(`npxStop: unknown way ${how}`);
+    let timer;
+    const npxExit = await Promise.race([exited, new Promise((r) => (timer = setTimeout(() => r(null), 10000 * TIME_SCALE)))]);
+    clearTimeout(timer);
+    if (npxExit === null) throw new Error(`npx did not exit after ${how}; stderr: ${stderr}`);
+    await until('the command ending', 5000, () => !alive(pid));
+    const end = reports().find((o) => 'code' in o);
+    return { npx: npxExit, command: { pid, code: end ? end.code : null }, alive: alive(pid), stderr, ms: Date.now() - t0 };
+  } finally {
+    // Nothing outlives the check, whatever it found.
+    try {
+      process.kill(-npx.pid, 'SIGKILL');
+    } catch {
+      // the group is gone
+    }
+    if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+  }
+}
+
 /** A scratch directory outside the repository (no node_modules above it). */
 function scratch() {
   return fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `${pkg.name}-pack-test-`)));
 }
 
+/**
+ * Each example of the installed package run in the project (test/examples.js)
+ * against a loop image of the installed fanotify/testing: the transcript of a
+ * fresh app running them.
+ */
+async function runExamples(dir, { log, expect }) {
+  const { PROGRAMS, runProgram, runJestExample } = require('../test/examples.js');
+  const installed = path.join(dir, 'node_modules', pkg.name);
+  const { LoopImage } = require(path.join(installed, 'dist', 'testing.js'));
+  const { lacks } = require(path.join(installed, 'dist', 'kernel', 'capabilities.js'));
+  const ctx = exampleContext(dir);
+  const lacking = ['preAccess'].filter((f) => lacks(f));
+  const img = await LoopImage.create({ mountOptions: ['errors=continue'] });
+  log(`examples from ${path.relative(dir, ctx.examples)}/, in ${dir}, against ${img.device} on ${img.mountPoint}${lacking.length ? `; this kernel lacks ${lacking.join(', ')}` : ''}`);
+  try {
+    for (const name of Object.keys(PROGRAMS)) {
+      try {
+        const r = await runProgram(name, { ...ctx, img, lacking });
+        expect(true, `$ ${r.command}\n       ${r.line}`);
+      } catch (err) {
+        expect(false, `${name}.mjs: ${err.message}`);
+      }
+    }
+  } finally {
+    await img.dispose();
+  }
+  try {
+    const r = await runJestExample(ctx);
+    expect(true, `$ ${r.command}\n       ${r.line}`);
+  } catch (err) {
+    expect(false, `health.test.js: ${err.message}`);
+  }
+}
+
 module.exports = {
-  root, pkg, ARCH, PREBUILT, RESOLUTIONS, ensurePrebuild, pack, install, check, npxVersion, loadWithoutBinary, typecheck, scratch, cleanEnv,
+  root, pkg, ARCH, PREBUILT, RESOLUTIONS, ensurePrebuild, pack, packWithoutPrebuilds, install, check, npxVersion, npxStop, loadWithoutBinary,
+  typecheck, exampleContext, scratch, cleanEnv,
 };
 
-if (require.main === module) {
+if (require.main === module) void (async () => {
   const t0 = Date.now();
   const log = (s) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
   const tmp = scratch();
@@ -240,8 +393,10 @@ if (require.main === module) {
   };
   try {
     ensurePrebuild({ log });
+    const refused = packWithoutPrebuilds(fs.mkdtempSync(path.join(tmp, 'no-prebuilds-')));
+    expect(refused.status !== 0 && refused.tarballs.length === 0 && refused.stderr.includes('npm run prebuilds'), 'npm pack without prebuilds/ fails, naming the binaries and `npm run prebuilds`');
     const p = pack(tmp);
-    log(`packed ${path.basename(p.tarball)}: ${p.files.length} files, ${p.size} bytes (${p.unpackedSize} unpacked)`);
+    log(`packed ${path.basename(p.tarball)}: ${p.files.length} files, ${p.size} bytes (${p.unpackedSize} unpacked)${p.only ? `; only linux-${p.only}'s binary (FANOTIFY_PACK_ARCHES)` : ''}`);
     const project = path.join(tmp, 'project');
     install(project, p.tarball);
     log(`installed into ${project}`);
@@ -260,6 +415,15 @@ if (require.main === module) {
     for (const [name, output] of Object.entries(typecheck(project))) {
       expect(output === '', `types: tsc --strict on the consumer, ${name}${output ? `\n${output}` : ''}`);
     }
+    if (process.getuid() === 0) {
+      await runExamples(project, { log, expect });
+      for (const how of ['group-SIGINT', 'npx-SIGTERM']) {
+        const s = await npxStop(project, how);
+        expect(s.command.code === 0 && !s.alive, `npx fanotify mounts, ${how}: the command (pid ${s.command.pid}) exited ${s.command.code}; npx ${s.npx.code ?? s.npx.signal}`);
+      }
+    } else {
+      log('the examples and npx under signals: skipped, they need root');
+    }
   } catch (err) {
     console.error(err.message);
     ok = false;
@@ -269,4 +433,4 @@ if (require.main === module) {
   }
   log(ok ? 'package OK' : 'package test FAILED');
   process.exit(ok ? 0 : 1);
-}
+})();

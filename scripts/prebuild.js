@@ -10,8 +10,11 @@
 // of binding.gyp and src-native/, so the work tree's build/ (which
 // node-gyp-build prefers over prebuilds/, and which `npm test` uses) is left
 // as it is. `--verify` builds nothing: it checks that every binary is there,
-// newer than the native sources, and passes the checks below (npm runs it
-// before `npm publish`).
+// newer than the native sources, and passes the checks below. `npm pack`
+// (prepack) and `npm publish` (prepublishOnly) run it, so no tarball ships
+// without a binary; `FANOTIFY_PACK_ARCHES=x64` narrows the default of
+// --verify to this machine's (the repository's package test, on a machine
+// without the cross compiler).
 //
 // Release builds are linked for old systems, which a source build need not be:
 //   - libstdc++ statically (-static-libstdc++, its symbols kept private with
@@ -91,7 +94,9 @@ const verify = args.includes('--verify');
 const arches = args.filter((a) => !a.startsWith('--'));
 for (const a of args.filter((x) => x.startsWith('--'))) if (a !== '--plain' && a !== '--verify') usage(`unknown option ${a}`);
 for (const a of arches) if (!TARGETS[a]) usage(`unknown architecture ${a} (known: ${Object.keys(TARGETS).join(', ')})`);
-if (arches.length === 0) arches.push(...Object.keys(TARGETS));
+const packArches = verify && process.env.FANOTIFY_PACK_ARCHES ? process.env.FANOTIFY_PACK_ARCHES.split(',').filter(Boolean) : [];
+for (const a of packArches) if (!TARGETS[a]) usage(`unknown architecture ${a} in FANOTIFY_PACK_ARCHES (known: ${Object.keys(TARGETS).join(', ')})`);
+if (arches.length === 0) arches.push(...(packArches.length ? packArches : Object.keys(TARGETS)));
 
 function which(cmd) {
   for (const dir of (process.env.PATH || '').split(':')) {
@@ -271,7 +276,13 @@ if (verify) {
     }
   }
   if (problems.length) {
-    console.error(`prebuild --verify:\n  ${problems.join('\n  ')}\nMake them with \`npm run prebuilds\` (linux-arm64 needs g++-aarch64-linux-gnu).`);
+    // Without its binary the tarball would install, then fail to load there (ERR_FANOTIFY_NO_BINARY).
+    const who = process.env.npm_lifecycle_event === 'prepack' ? 'npm pack' : process.env.npm_lifecycle_event === 'prepublishOnly' ? 'npm publish' : 'prebuild --verify';
+    console.error(
+      `${who}: the tarball must carry a prebuilt binary for each platform it supports:\n  ${problems.join('\n  ')}\n` +
+        'Make them with `npm run prebuilds` (linux-arm64 needs g++-aarch64-linux-gnu).\n' +
+        `For a tarball to try on this machine only: FANOTIFY_PACK_ARCHES=${HOST_ARCH} npm pack (after \`npm run prebuilds -- ${HOST_ARCH}\`).`,
+    );
     process.exit(1);
   }
 } else {

@@ -5,6 +5,10 @@
 // binary can only come from the tarball's prebuilds/; the test checks which
 // file is mapped into the process.
 //
+// As root, the project then runs every example from
+// node_modules/fanotify/examples (the README's programs, test/examples.js)
+// and `npx fanotify mounts` under a terminal's signals.
+//
 // Self-sufficient: when prebuilds/ has no binary for this machine, or one
 // older than src-native/, it runs `npm run prebuilds -- <arch>` first (~20 s).
 // Needs the npm registry for the package's two dependencies (npm's cache is
@@ -12,8 +16,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { Feature } from '../lib/kernel/capabilities';
+import { LoopImage } from '../lib/testing';
+import { bound, describeRoot, testFeature } from './helpers';
+
 interface PackedFile { path: string; size: number }
-interface Packed { tarball: string; files: PackedFile[]; size: number; unpackedSize: number }
+interface Packed { tarball: string; files: PackedFile[]; size: number; unpackedSize: number; only: string | null }
 interface CheckResult {
   resolved: string;
   Fanotify: string;
@@ -34,9 +42,27 @@ interface PackTest {
   loadWithoutBinary(dir: string): { status: number | null; stderr: string };
   RESOLUTIONS: Record<string, unknown>;
   typecheck(dir: string): Record<string, string>;
+  packWithoutPrebuilds(dir: string): { status: number | null; stderr: string; tarballs: string[] };
+  exampleContext(dir: string): ExampleContext;
+  npxStop(dir: string, how: 'group-SIGINT' | 'npx-SIGTERM'): Promise<NpxStop>;
+}
+interface ExampleContext { examples: string; cwd: string; env: NodeJS.ProcessEnv; jest: string }
+interface NpxStop {
+  npx: { code: number | null; signal: NodeJS.Signals | null };
+  command: { pid: number; code: number | null };
+  alive: boolean;
+  stderr: string;
+}
+interface Ran { command: string; line: string; ms: number }
+interface Examples {
+  PROGRAMS: Record<string, { promise: string; feature?: Feature }>;
+  runProgram(name: string, ctx: ExampleContext & { img: LoopImage; lacking: Feature[] }): Promise<Ran>;
+  runJestExample(ctx: ExampleContext): Promise<Ran>;
 }
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const t = require('../scripts/pack-test.js') as PackTest;
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const examples = require('./examples.js') as Examples;
 
 const supported = process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch);
 const describeHere = supported ? describe : describe.skip;
@@ -53,6 +79,7 @@ describeHere('the npm package, installed from its tarball', () => {
     expect(fs.existsSync(pre.file)).toBe(true);
     tmp = t.scratch();
     packed = t.pack(tmp);
+    if (packed.only) console.log(`package: packed with linux-${packed.only}'s binary only (FANOTIFY_PACK_ARCHES): the others are not built here`);
     project = path.join(tmp, 'project');
     t.install(project, packed.tarball);
     installed = path.join(project, 'node_modules', t.pkg.name);
@@ -73,6 +100,8 @@ describeHere('the npm package, installed from its tarball', () => {
     const stray = files.filter((f) => /^(build|test|bench|lib|scripts|node_modules|\.ci)\//.test(f) || /\.(map|tgz)$/.test(f) ||
       /^(tsconfig|jest\.config)/.test(f));
     expect(stray).toEqual([]);
+    const shipped = fs.readdirSync(path.join(__dirname, '..', 'examples')).map((f) => `examples/${f}`).sort();
+    expect(files.filter((f) => f.startsWith('examples/')).sort()).toEqual(shipped);
     for (const f of files.filter((x) => x.startsWith('prebuilds/'))) {
       expect(f).toMatch(/^prebuilds\/linux-(x64|arm64)\/fanotify\.glibc\.node$/);
     }
@@ -115,4 +144,62 @@ describeHere('the npm package, installed from its tarball', () => {
     const clean = Object.fromEntries(Object.keys(t.RESOLUTIONS).map((name) => [name, '']));
     expect(t.typecheck(project)).toEqual(clean);
   }, 300_000);
+
+  test('npm pack of a clone without its prebuilt binaries fails, naming each and the command that makes them', () => {
+    const r = t.packWithoutPrebuilds(fs.mkdtempSync(path.join(tmp, 'no-prebuilds-')));
+    expect(r.status).not.toBe(0);
+    expect(r.tarballs).toEqual([]);
+    expect(r.stderr).toContain('npm pack: the tarball must carry a prebuilt binary for each platform it supports');
+    expect(r.stderr).toContain('prebuilds/linux-x64/fanotify.glibc.node is missing');
+    expect(r.stderr).toContain('prebuilds/linux-arm64/fanotify.glibc.node is missing');
+    expect(r.stderr).toContain('Make them with `npm run prebuilds`');
+  }, 60_000);
+
+  // Each example as a user runs it: `node node_modules/fanotify/examples/NAME.mjs`
+  // in the project, 'fanotify' resolved by the package's self-reference.
+  describeRoot('the examples, run from the installed package', () => {
+    let img: LoopImage;
+    beforeAll(async () => {
+      img = await LoopImage.create({ mountOptions: ['errors=continue'] });
+    });
+    afterAll(async () => {
+      await img?.dispose();
+    });
+
+    for (const [name, program] of Object.entries(examples.PROGRAMS)) {
+      const run = (lacking: Feature[]) => async () => {
+        const r = await examples.runProgram(name, { ...t.exampleContext(project), img, lacking });
+        console.log(`$ ${r.command}\n  ${r.line}`);
+      };
+      const title = `examples/${name}.mjs: ${program.promise}`;
+      if (program.feature) testFeature(program.feature, title, run([]), bound(30_000), (missing) => run(missing)());
+      else test(title, run([]), bound(30_000));
+    }
+
+    test('examples/health.test.js, copied into the project, passes under jest', async () => {
+      const r = await examples.runJestExample(t.exampleContext(project));
+      console.log(`$ ${r.command}\n  ${r.line}`);
+    }, bound(120_000));
+  });
+
+  // A terminal's Ctrl-C goes to the whole process group: npx (npm), the
+  // `sh -c fanotify ...` it starts, and the command. npm then ends as its
+  // shell did: dash (Debian's sh) dies of the SIGINT itself, bash execs the
+  // command. Either way the command cleans up and exits 0, and never
+  // outlives npx.
+  describeRoot('npx fanotify mounts under signals, in a process group of its own', () => {
+    test('Ctrl-C (SIGINT to the group): the command exits 0 and is gone; npx ends as its sh did', async () => {
+      const s = await t.npxStop(project, 'group-SIGINT');
+      expect({ code: s.command.code, alive: s.alive }).toEqual({ code: 0, alive: false });
+      expect([0, 'SIGINT']).toContain(s.npx.code ?? s.npx.signal);
+      expect(s.stderr).not.toMatch(/^\s+at /m);
+    }, bound(60_000));
+
+    test('SIGTERM to npx alone: the command does not outlive it, and exits 0', async () => {
+      const s = await t.npxStop(project, 'npx-SIGTERM');
+      expect({ code: s.command.code, alive: s.alive }).toEqual({ code: 0, alive: false });
+      expect([0, 'SIGTERM']).toContain(s.npx.code ?? s.npx.signal);
+      expect(s.stderr).not.toMatch(/^\s+at /m);
+    }, bound(60_000));
+  });
 });
