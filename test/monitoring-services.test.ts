@@ -219,15 +219,18 @@ describeServices([{ name: 'prometheus-node-exporter', pkg: 'prometheus-node-expo
 });
 
 /**
- * A systemd-journald of its own, in a mount and PID namespace: a tmpfs on
- * /run (its sockets, a volatile journal, a configuration that reads no
- * kernel log and forwards nothing), and on /var/log/journal. Without the
- * audit capabilities, so that it cannot switch the kernel's auditing on.
+ * A systemd-journald of its own, in a mount namespace: a tmpfs on /run (its
+ * sockets, a volatile journal, a configuration that reads no kernel log and
+ * forwards nothing), and on /var/log/journal. Without the audit
+ * capabilities, so that it cannot switch the kernel's auditing on. It dies
+ * with the namespace's shell (PR_SET_PDEATHSIG), which dies with unshare
+ * (--kill-child): killing unshare ends it all.
  */
 class PrivateJournal {
   readonly ns: Started;
-  /** The PID, in this namespace, of the namespace's init (a shell). */
-  initPid = 0;
+  /** The namespace's shell: `nsenter -t` it to be in the namespace. */
+  shellPid = 0;
+  journaldPid = 0;
 
   constructor() {
     const script = `
@@ -237,47 +240,47 @@ class PrivateJournal {
       mkdir -p /run/systemd/journal /run/systemd/journald.conf.d /run/log/journal
       printf '[Journal]\\nStorage=volatile\\nReadKMsg=no\\nForwardToSyslog=no\\nForwardToKMsg=no\\nForwardToConsole=no\\nForwardToWall=no\\n' \\
         >/run/systemd/journald.conf.d/fanotify-test.conf
-      setpriv --bounding-set=-audit_control,-audit_read,-audit_write /lib/systemd/systemd-journald &
+      setpriv --pdeathsig KILL --bounding-set=-audit_control,-audit_read,-audit_write /lib/systemd/systemd-journald &
       while [ ! -S /run/systemd/journal/socket ] || [ ! -S /run/systemd/journal/stdout ]; do sleep 0.05; done
-      echo ready
+      echo "ready $$ $!"
       wait`;
-    // --kill-child: when unshare goes, so does the namespace's init, and with it everything in the namespace.
-    this.ns = start('unshare', ['--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private', '--kill-child', 'sh', '-c', script], bound(120_000));
+    this.ns = start('unshare', ['--mount', '--propagation', 'private', '--fork', '--kill-child', 'sh', '-c', script], bound(120_000));
   }
 
   async ready(): Promise<void> {
     await within(10_000, (async () => {
-      while (!this.ns.out().includes('ready\n')) {
+      while (!/^ready \d+ \d+$/m.test(this.ns.out())) {
         if (!this.ns.running()) throw new Error(`the journal's namespace ended: ${(await this.ns.result).stderr}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     })(), 'systemd-journald');
-    this.initPid = childOf(this.ns.pid);
+    const [, shell, journald] = /^ready (\d+) (\d+)$/m.exec(this.ns.out())!;
+    this.shellPid = Number(shell);
+    this.journaldPid = Number(journald);
   }
 
-  /** A command line that runs the rest in the namespace. */
+  /** A command line that runs the rest in the namespace (nsenter execs it: same process). */
   get enter(): string[] {
-    return ['nsenter', '-t', String(this.initPid), '-m', '-p'];
+    return ['nsenter', '-t', String(this.shellPid), '-m'];
   }
 
   /** journalctl -o json of the private journal, one object per entry. */
   entries(...matches: string[]): Record<string, string>[] {
-    const out = execFileSync('nsenter', ['-t', String(this.initPid), '-m', 'journalctl', '-D', '/run/log/journal', '-o', 'json', '--no-pager', ...matches],
-      { encoding: 'utf8' });
+    const out = execFileSync('nsenter', [...this.enter.slice(1), 'journalctl', '-D', '/run/log/journal', '-o', 'json', '--no-pager', ...matches],
+      { encoding: 'utf8', timeout: bound(10_000) });
     return out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>);
   }
 
   async close(): Promise<void> {
     this.ns.child.kill('SIGKILL');
     await within(5000, this.ns.result, 'the journal namespace ending').catch(() => undefined);
+    if (this.journaldPid === 0) return;
+    await within(5000, (async () => {
+      while (fs.existsSync(`/proc/${this.journaldPid}`) && !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${this.journaldPid}/stat`, 'utf8'))) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })(), 'systemd-journald ending').catch(() => process.kill(this.journaldPid, 'SIGKILL'));
   }
-}
-
-/** The (first) child process of pid. */
-function childOf(pid: number): number {
-  const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean);
-  if (children.length === 0) throw new Error(`process ${pid} has no child`);
-  return Number(children[0]);
 }
 
 describeServices([
@@ -308,7 +311,7 @@ describeServices([
         _TRANSPORT: 'journal', _COMM: 'node',  // sent by the monitor itself: journald knows who sent it
       });
       transcript('journal-entry.json', JSON.stringify(entry, null, 2));
-      process.kill(childOf(c.child.pid!), 'SIGINT');
+      c.child.kill('SIGINT');
       expect(await c.exit()).toEqual({ code: 0, signal: null });
       const before = journal.entries(`MESSAGE_ID=${FS_ERROR_MESSAGE_ID}`).length;
 
@@ -327,7 +330,7 @@ describeServices([
       // The entry instead of the line: nothing about the error came through the stream.
       expect(journal.entries('SYSLOG_IDENTIFIER=fanotify-test').filter((e) => e.MESSAGE.includes('EFSCORRUPTED'))).toEqual([]);
       expect(c2.stdout).toBe('');
-      process.kill(childOf(c2.child.pid!), 'SIGTERM');
+      c2.child.kill('SIGTERM');
       expect(await c2.exit()).toEqual({ code: 0, signal: null });
     } finally {
       await cli?.kill();
@@ -345,7 +348,7 @@ describeServices([
         const w = new JournalWriter((m) => { console.error(m); process.exitCode = 1; });
         w.send([['MESSAGE_ID', '0f0e0d0c0b0a09080706050403020100'], ['MESSAGE', 'two\\nlines'], ['FANOTIFY_MOUNT_POINT', '/mnt/a=b\\nc']]);
         w.close();`;
-      execFileSync(journal.enter[0], [...journal.enter.slice(1), process.execPath, '-e', send], { stdio: ['ignore', 'inherit', 'inherit'] });
+      execFileSync(journal.enter[0], [...journal.enter.slice(1), process.execPath, '-e', send], { stdio: ['ignore', 'inherit', 'inherit'], timeout: bound(10_000) });
       const [entry] = await waitUntil(() => {
         const e = journal.entries('MESSAGE_ID=0f0e0d0c0b0a09080706050403020100');
         return e.length > 0 ? e : undefined;
