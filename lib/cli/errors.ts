@@ -193,8 +193,6 @@ async function run(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-
-
 export const errorsCommand: Command = {
   name: 'errors',
   usage: '[PATH...] [--json] [--resolve-paths] [--listen HOST:PORT] [--textfile PATH] [--journal] [--verbose]',
