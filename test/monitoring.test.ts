@@ -12,12 +12,13 @@ import * as path from 'node:path';
 
 import { UsageError } from '../lib/cli/command';
 import { escapeHelp, escapeLabelValue, EXPOSITION_CONTENT_TYPE, formatExposition, formatValue } from '../lib/cli/exposition';
-import { encodeEntry, FS_ERROR_MESSAGE_ID, journalFields, OVERFLOW_MESSAGE_ID, stdoutIsJournal } from '../lib/cli/journal';
+import { encodeEntry, FS_ERROR_MESSAGE_ID, journalFields, JournalWriter, OVERFLOW_MESSAGE_ID, stdoutIsJournal } from '../lib/cli/journal';
 import { ErrorMetrics, SEEDED_CODES } from '../lib/cli/metrics';
 import { parseListen } from '../lib/cli/metrics-server';
 import { parseTextfile, Textfile, writeAtomically } from '../lib/cli/textfile';
 import type { FsErrorEvent } from '../lib';
 import { LoopImage } from '../lib/testing';
+import { killAll, start, Started } from './children';
 import { Cli, run } from './cli-process';
 import { bound, describeRoot } from './helpers';
 import { fetchText, parseSamples, samplesOf, waitUntil } from './monitoring-helpers';
@@ -149,6 +150,52 @@ describe('journal entries', () => {
     expect(whole).not.toHaveProperty('FANOTIFY_DEVICE');
     const lost = Object.fromEntries(journalFields(event({ overflow: true, code: 'OVERFLOW', errno: 0, count: 0 }), 'lost'));
     expect(lost).toEqual({ MESSAGE_ID: OVERFLOW_MESSAGE_ID, MESSAGE: 'lost', PRIORITY: '4', SYSLOG_IDENTIFIER: 'fanotify' });
+  });
+
+  test('the writer: what journald cannot take now waits and is tried again, up to 1000 (the oldest dropped); what it never can is dropped, and said', () => {
+    const said: string[] = [];
+    const away = new JournalWriter((m) => said.push(m), '/nonexistent/fanotify-test/socket');  // ENOENT: journald restarting
+    for (let i = 0; i < 1002; i++) away.send([['MESSAGE', `entry ${i}`]]);
+    expect(away.pending).toBe(1000);
+    away.close();
+    expect(said).toEqual([
+      'journal: more than 1000 entries waiting for journald: dropping the oldest',
+      'journal: 1000 entries not written (journald did not take them)',
+    ]);
+    said.length = 0;
+    const never = new JournalWriter((m) => said.push(m), `/tmp/${'x'.repeat(200)}`);  // longer than a socket address can be
+    never.send([['MESSAGE', 'x']]);
+    expect(never.pending).toBe(0);
+    expect(said).toEqual(['journal: an entry could not be sent (ENAMETOOLONG): dropped']);
+    never.close();
+  });
+
+  test('the writer tries again: an entry sent before anything listens arrives, byte for byte, once something does', async () => {
+    const dir = tempDir('dgram');
+    const socket = path.join(dir, 'socket');
+    const said: string[] = [];
+    const w = new JournalWriter((m) => said.push(m), socket);
+    const fields: [string, string][] = [['MESSAGE', 'two\nlines'], ['FANOTIFY_CODE', 'EFSCORRUPTED']];
+    // A unix datagram receiver (Node has none): prints what it gets as hex.
+    const receiver = `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print(s.recv(65536).hex(), flush=True)`;
+    let py: Started | undefined;
+    try {
+      w.send(fields);
+      expect(w.pending).toBe(1);  // ENOENT: nothing there yet
+      py = start('python3', ['-c', receiver, socket], bound(10_000));
+      const hex = await waitUntil(() => /^([0-9a-f]+)\n/.exec(py!.out())?.[1], 5000, 'the datagram');
+      expect(Buffer.from(hex, 'hex')).toEqual(encodeEntry(fields));
+      expect(w.pending).toBe(0);
+      expect(said).toEqual([]);
+    } finally {
+      w.close();
+      await killAll();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('stdout is the journal when JOURNAL_STREAM names its device and inode', () => {

@@ -137,13 +137,12 @@ export class JournalWriter {
     this.#timer = null;
     while (this.#queue.length > 0) {
       const errno = binding.sendDatagram(this.socketPath, this.#queue[0]);
-      const code = errnoName(errno);
-      if (errno !== 0 && RETRY.has(code)) {
+      if (errno !== 0 && RETRY.has(errnoName(errno))) {
         this.#timer = setTimeout(() => this.#flush(), RETRY_MS);
         return;
       }
       this.#queue.shift();
-      if (errno !== 0) this.onError(`journal: an entry could not be sent (${code}): dropped`);
+      if (errno !== 0) this.onError(`journal: an entry could not be sent (${errnoName(errno)}): dropped`);
     }
   }
 
