@@ -4,6 +4,7 @@
       "target_name": "fanotify",
       "sources": [
         "src-native/addon.cc",
+        "src-native/datagram.cc",
         "src-native/errors.cc",
         "src-native/group.cc",
         "src-native/handles.cc",

@@ -58,6 +58,7 @@ function usage(command?: Command): string[] {
     'examples:',
     '  fanotify errors                 every filesystem\'s errors, and those mounted later',
     '  fanotify errors --json /data    one filesystem, as JSON lines',
+    '  fanotify errors --listen :9942  the same for Prometheus (also --textfile, --journal)',
     '  fanotify watch /srv             a change feed with full paths',
     '  fanotify probe                  what this kernel can do',
     '',

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "datagram.h"
 #include "errors.h"
 #include "group.h"
 #include "handles.h"
@@ -70,6 +71,14 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
+// sendDatagram(socketPath, buffer) -> 0 or the errno: one datagram to a unix
+// socket (the journal's native protocol; the CLI builds the entry).
+Napi::Value SendDatagram(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  auto data = info[1].As<Napi::Buffer<uint8_t>>();
+  return Napi::Number::New(info.Env(), SendUnixDatagram(path, data.Data(), data.Length()));
+}
+
 // parse(buffer) -> { events, records, truncated }: the reader's parser, for tests.
 Napi::Value Parse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -125,6 +134,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("writeResponse", Napi::Function::New<WriteResponse>(env, "writeResponse"));
   exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
   exports.Set("dup", Napi::Function::New<Dup>(env, "dup"));
+  exports.Set("sendDatagram", Napi::Function::New<SendDatagram>(env, "sendDatagram"));
   exports.Set("parse", Napi::Function::New<Parse>(env, "parse"));
   exports.Set("fsidOf", Napi::Function::New<FsidOf>(env, "fsidOf"));
   exports.Set("pathOfHandle", Napi::Function::New<PathOfHandle>(env, "pathOfHandle"));

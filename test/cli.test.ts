@@ -3,98 +3,21 @@
 //
 // Every child is killed in `finally` if still running, every wait is bounded,
 // and every LoopImage is disposed in `finally` (after its watcher is gone).
-import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
+import { spawn, SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { LoopImage } from '../lib/testing';
-import { bound, describeRoot, packageForNobody, removePackageForNobody, sleep, within } from './helpers';
+import { CLI, Cli, run } from './cli-process';
+import { bound, describeRoot, removePackageForNobody, sleep, within } from './helpers';
 
 afterAll(removePackageForNobody);
 
 jest.setTimeout(bound(30_000));
 
 const ROOT = path.join(__dirname, '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const STACK_LINE = /^\s+at .+/m;  // "    at Foo (file.js:1:2)"
-
-beforeAll(() => {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: build first (node scripts/build.js, or npm test)`);
-});
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-/** A running `node dist/cli.js ...`, its output collected as it comes. */
-class Cli {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<Exit>;
-
-  constructor(args: string[], options: SpawnOptions = {}) {
-    // Another uid may not reach this clone (under /root, say): it runs a copy.
-    const cli = options.uid !== undefined ? path.join(packageForNobody(), 'dist', 'cli.js') : CLI;
-    this.child = spawn(process.execPath, [cli, ...args], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], ...options });
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => { this.stdout += d; });
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => { this.stderr += d; });
-    this.exited = new Promise((resolve, reject) => {
-      this.child.on('error', reject);
-      this.child.on('close', (code, signal) => resolve({ code, signal }));
-    });
-    this.exited.catch(() => undefined);  // observed by exit(); no unhandled rejection meanwhile
-  }
-
-  /** Complete stdout lines so far. */
-  get lines(): string[] {
-    return this.stdout.split('\n').slice(0, -1);
-  }
-
-  /** Waits until `probe` returns something other than undefined; fails after ms. */
-  async waitFor<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
-    const deadline = Date.now() + bound(ms);
-    for (;;) {
-      const value = probe();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline || this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`${what}: not seen within ${ms} ms (exit ${this.child.exitCode}, signal ${this.child.signalCode})\n` +
-          `stdout: ${this.stdout}\nstderr: ${this.stderr}`);
-      }
-      await sleep(20);
-    }
-  }
-
-  /** Waits for stderr to say the filesystem mounted at mountPoint is watched. */
-  watching(mountPoint: string, ms = 5000): Promise<true> {
-    return this.waitFor(() => (this.stderr.includes(` on ${mountPoint} (fsid `) ? true : undefined), ms, `watching ${mountPoint}`);
-  }
-
-  exit(ms = 10_000): Promise<Exit> {
-    return within(ms, this.exited, `fanotify ${this.child.spawnargs.slice(2).join(' ')}`);
-  }
-
-  /** For finally: kills the child if it is still running and waits (bounded) for it. */
-  async kill(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill('SIGKILL');
-      await within(5000, this.exited, 'killed child').catch(() => undefined);
-    }
-  }
-}
-
-/** Runs a short command to its end. */
-async function run(args: string[], options: SpawnOptions = {}): Promise<Cli & Exit> {
-  const cli = new Cli(args, options);
-  try {
-    const exit = await cli.exit();
-    return Object.assign(cli, exit);
-  } finally {
-    await cli.kill();
-  }
-}
 
 /** errno of a failing promise (node gives EUCLEAN no name: errno -117). */
 async function errnoOf(p: Promise<unknown>): Promise<number | undefined> {

@@ -95,7 +95,7 @@ describeHere('the npm package, installed from its tarball', () => {
       'package.json', 'README.md', 'API.md', 'LICENSE', 'CHANGELOG.md', 'binding.gyp',
       'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts',
       'dist/testing.js', 'dist/testing.mjs', 'dist/testing.d.ts', 'dist/cli.js',
-      t.PREBUILT, 'src-native/addon.cc',
+      t.PREBUILT, 'src-native/addon.cc', 'examples/fanotify-errors.service', 'examples/fanotify-alerts.yml',
     ]) expect(files).toContain(f);
     const stray = files.filter((f) => /^(build|test|bench|lib|scripts|node_modules|\.ci)\//.test(f) || /\.(map|tgz)$/.test(f) ||
       /^(tsconfig|jest\.config)/.test(f));

@@ -65,6 +65,8 @@ export interface Binding {
   mark(fd: number, flags: number, mask: number, dirfd: number, path: string | null): void;
   closeFd(fd: number): void;
   dup(fd: number): number;
+  /** One datagram to the unix socket at socketPath, without waiting: 0 or the errno (EAGAIN, ENOENT, ...). */
+  sendDatagram(socketPath: string, data: Buffer): number;
   parse(bytes: Buffer): { events: Int32Array; records: Int32Array; truncated: boolean };
   fsidOf(path: string): [number, number];
   /** path: the object's path; null: it is gone; undefined: mountPoint no longer holds that fsid. */
