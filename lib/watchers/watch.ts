@@ -109,8 +109,10 @@ export interface WatchEvent {
 const DEFAULT_EVENTS: MarkEventName[] = ['create', 'delete', 'movedFrom', 'movedTo', 'modify', 'attrib', 'onDir'];
 // Directories the path model holds at most (LRU): about 200 bytes each.
 const PATH_MODEL_MAX = 262144;
-// Events read ahead of the one being named, to see what happened since.
-const AHEAD_MAX = 65536;
+// Events read ahead of the one being named, to see what happened since
+// (about 100 bytes each). A longer backlog behind a directory never seen
+// gives a rescan instead of its path.
+const AHEAD_MAX = 262144;
 // Events waiting for the consumer: past this, reading stops (the kernel's
 // queue holds the rest) and paths are named later, with the checks below.
 const OUT_MAX = 16384;
@@ -269,6 +271,11 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
    */
   get mountMechanism(): MountMechanism | null {
     return this.#mounts?.mechanism ?? null;
+  }
+
+  /** @internal For bench/watch-model.js: directories the path model holds. */
+  get _modelSize(): number {
+    return this.#model.size;
   }
 
   async return(): Promise<IteratorResult<WatchEvent>> {
