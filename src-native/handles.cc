@@ -276,6 +276,24 @@ Napi::Value PathOfHandle(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value OpenDirByHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string mount_point = info[0].As<Napi::String>();
+  int handle_type = info[1].As<Napi::Number>().Int32Value();
+  auto handle = info[2].As<Napi::Buffer<uint8_t>>();
+  UniqueFd mount_fd(open(mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!mount_fd.valid()) throw ErrnoError(env, errno, "open", mount_point);
+  std::vector<uint8_t> buf(sizeof(file_handle) + handle.Length());
+  auto* fh = reinterpret_cast<file_handle*>(buf.data());
+  fh->handle_bytes = static_cast<unsigned>(handle.Length());
+  fh->handle_type = handle_type;
+  std::memcpy(fh->f_handle, handle.Data(), handle.Length());
+  // Not O_PATH: fanotify_mark(dirfd, NULL) takes no O_PATH fd.
+  int fd = open_by_handle_at(mount_fd.get(), fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw ErrnoError(env, errno, "open_by_handle_at", mount_point);
+  return Napi::Number::New(env, fd);
+}
+
 Napi::Value DirChain(const Napi::CallbackInfo& info) {
   std::string mount_point = info[0].As<Napi::String>();
   uint32_t fsid0 = info[1].As<Napi::Number>().Uint32Value();

@@ -79,6 +79,8 @@ export interface Binding {
    */
   dirChain(mountPoint: string, fsid0: number, fsid1: number, handleType: number, handle: Buffer,
     cb: (err: Error | null, chain?: (number | Buffer | string)[] | 'outside' | null) => void): void;
+  /** A directory opened by its handle through the mount at mountPoint: an fd the caller closes. */
+  openDirByHandle(mountPoint: string, handleType: number, handle: Buffer): number;
   /** statmount(2); null when the mount is gone. */
   statMount(mountId: bigint): StatMount | null;
   /** listmount(2): every mount id of this mount namespace. */

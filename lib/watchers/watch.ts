@@ -17,6 +17,7 @@ import { Mount, mountOf, readMounts } from '../kernel/mount-table';
 import { EventName, eventMask, MarkEventName } from '../core/options';
 import { noteMountPoint } from '../core/resolve';
 import { has } from '../kernel/capabilities';
+import { compileIgnore, Ignore, IgnoreMatcher } from './ignore';
 import { markedDevices } from './marked';
 import { OUTSIDE, PathModel } from './path-model';
 
@@ -33,6 +34,16 @@ export interface WatchOptions {
    * events and the iterator yields one event with `overflow: true`.
    */
   unlimitedQueue?: boolean;
+  /**
+   * Paths not to report: globs relative to the root (picomatch syntax, dotfiles
+   * included: 'node_modules', '**\/*.tmp'), RegExps tested on the path relative
+   * to the root, or functions (fullPath, isDir) => boolean. An event is left
+   * out when its path or a directory above it matches. Where the kernel can
+   * (ignore marks, 6.0, and evictable marks, 5.19), a directory whose events
+   * are all left out gets an ignore mark at its first event, so that its
+   * files' churn is not even read.
+   */
+  ignore?: IgnoreMatcher | readonly IgnoreMatcher[];
 }
 
 export interface WatchedFilesystem {
@@ -154,6 +165,9 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   #ended = false;
   #rescanSaid = false;  // a 'renamed' rescan was queued for the events read ahead
   #aheadLost = false;   // the events read ahead cannot say where directories were
+  readonly #ignore: Ignore | null;
+  readonly #ignoreMask: number;  // for kernel ignore marks; 0: the kernel has none
+  #eventsRead = 0;
   #rootFsid = '';
   #rootInfo: MountInfoLike = { mountPoint: '', fsType: 'unknown', source: 'unknown', root: '(unknown)' };
   #mounts: MountMonitor | null = null;
@@ -169,6 +183,13 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     const modelEvents = C.FAN_CREATE | C.FAN_DELETE | C.FAN_ONDIR | (this.#exact ? C.FAN_RENAME : C.FAN_MOVED_FROM | C.FAN_MOVED_TO);
     this.#mask = (this.#wanted | modelEvents) >>> 0;
     this.root = fs.realpathSync(root);
+    this.#ignore = compileIgnore(this.root, options.ignore);
+    // Directory events are never ignored in the kernel (no FAN_ONDIR), nor
+    // renames (one out of an ignored directory would be lost): they keep the
+    // path model right.
+    this.#ignoreMask = this.#ignore && has('markIgnore') && has('evictable')
+      ? ((this.#mask & ~(C.FAN_RENAME | C.FAN_ONDIR)) | C.FAN_EVENT_ON_CHILD) >>> 0
+      : 0;
     this.#data = new Fanotify({ report: { fid: true, dirFid: true, name: true, targetFid: this.#exact }, unlimitedQueue });
     try {
       // The monitor first: a mount made while the others are marked is among
@@ -271,6 +292,11 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
    */
   get mountMechanism(): MountMechanism | null {
     return this.#mounts?.mechanism ?? null;
+  }
+
+  /** @internal For tests: events read from the kernel. */
+  get _eventsRead(): number {
+    return this.#eventsRead;
   }
 
   /** @internal For bench/watch-model.js: directories the path model holds. */
@@ -617,6 +643,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
 
   /** Names an event and queues what the consumer is to see of it. */
   async #describe(ev: FanotifyEvent): Promise<void> {
+    this.#eventsRead++;
     if (ev.overflow) {
       this.#model.clear();  // renames may have been lost too
       this.#push(this.#rescan(undefined, 'overflow'));
@@ -672,7 +699,39 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
       this.#push(out);
       return;
     }
-    if (under(where, this.root) || (out.from != null && under(out.from, this.root))) this.#push(out);
+    if (!under(where, this.root) && !(out.from != null && under(out.from, this.root))) return;
+    if (this.#ignore && this.#ignored(out)) {
+      const dir = ev.dir;
+      if (this.#ignoreMask !== 0 && dir && out.path !== null && this.#ignore.dir(path.dirname(out.path))) this.#ignoreInKernel(fsInfo, dir);
+      return;
+    }
+    this.#push(out);
+  }
+
+  /** Left out by the ignore option: its path, or (a rename) both of its paths, where they are under the root. */
+  #ignored(e: WatchEvent): boolean {
+    const ignore = this.#ignore!;
+    const gone = (p: string | null | undefined): boolean => p == null || !under(p, this.root) || ignore.path(p, e.isDir);
+    if (e.from !== undefined || e.to !== undefined) return gone(e.from) && gone(e.to);
+    return e.path !== null && ignore.path(e.path, e.isDir);
+  }
+
+  /**
+   * An ignore mark on a directory whose events are all left out, through
+   * its handle (a path could name another directory by now): evictable, so
+   * it pins nothing; the kernel drops it under memory pressure, and the next
+   * event there sets it again.
+   */
+  #ignoreInKernel(w: Watched, dir: FileId): void {
+    let fd = -1;
+    try {
+      fd = binding.openDirByHandle(this.#namingPath(w), dir.handleType, dir.handle);
+      this.#data.add(fd, this.#ignoreMask, { ignore: true, ignoreSurviveModify: true, evictable: true });
+    } catch {
+      // gone, or refused: its events are left out here, as before
+    } finally {
+      if (fd >= 0) binding.closeFd(fd);
+    }
   }
 }
 
