@@ -19,7 +19,6 @@ export type { Mount } from './kernel/mount-table';
 export type { MountMechanism } from './kernel/mount-monitor';
 export { ErrorWatcher, watchErrors } from './watchers/watch-errors';
 export type { ErrorFilesystem, FsErrorEvent, SkippedFilesystem, WatchErrorsOptions } from './watchers/watch-errors';
-export type { StatMount } from './core/binding';
 export { MountWatcher, watchMounts } from './watchers/watch-mounts';
 export type { MountEvent, WatchMountsOptions } from './watchers/watch-mounts';
 export { watch, Watcher } from './watchers/watch';

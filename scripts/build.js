@@ -22,5 +22,6 @@ if (!fs.existsSync(path.join(root, 'build', 'Makefile'))) run(nodeGyp, ['configu
 run(nodeGyp, ['build']);
 run(require.resolve('typescript/bin/tsc'), ['-p', 'tsconfig.json']);
 run(path.join(__dirname, 'esm-wrappers.js'), []);
+run(path.join(__dirname, 'public-dts.js'), []);
 // tsc writes files 0644: the command line (package.json "bin") must be executable.
 fs.chmodSync(path.join(root, 'dist', 'cli.js'), 0o755);

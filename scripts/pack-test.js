@@ -172,33 +172,52 @@ function loadWithoutBinary(dir) {
   }
 }
 
+// How TypeScript users resolve the package: each is a tsconfig a real
+// project could have. node10 (what `module: commonjs` and ts-jest default to)
+// ignores "exports", so 'fanotify/testing' must resolve without them
+// (package.json "typesVersions"); node16 and nodenext read "exports", as
+// CommonJS (consumer.ts) and as an ES module (consumer.mts); bundler reads
+// "exports" with the "import" condition.
+const RESOLUTIONS = {
+  'commonjs + node10': { options: { module: 'commonjs', moduleResolution: 'node10', target: 'es2022', lib: ['es2022', 'esnext.disposable'] }, files: ['consumer.ts'] },
+  node16: { options: { module: 'node16', moduleResolution: 'node16', lib: ['es2022', 'esnext.disposable'] }, files: ['consumer.ts', 'consumer.mts'] },
+  nodenext: { options: { module: 'nodenext', moduleResolution: 'nodenext' }, files: ['consumer.ts', 'consumer.mts'] },
+  'esnext + bundler': { options: { module: 'esnext', moduleResolution: 'bundler', target: 'es2022', lib: ['es2022', 'esnext.disposable'] }, files: ['consumer.ts'] },
+  'preserve + bundler': { options: { module: 'preserve', moduleResolution: 'bundler', target: 'es2022', lib: ['es2022', 'esnext.disposable'] }, files: ['consumer.ts'] },
+};
+
 /**
  * Type-checks test/types/consumer.ts in the project with the repository's
- * TypeScript: as CommonJS (consumer.ts) and as an ES module (consumer.mts),
- * `--module nodenext --strict`, 'fanotify' resolved through the installed
- * package's "exports". Returns tsc's output ('' when clean).
+ * TypeScript, `--strict` and skipLibCheck off (the package's .d.ts files are
+ * checked too), once under each of RESOLUTIONS. Returns tsc's output per
+ * resolution ('' when clean).
  */
 function typecheck(dir) {
   const src = fs.readFileSync(path.join(root, 'test', 'types', 'consumer.ts'), 'utf8');
   fs.writeFileSync(path.join(dir, 'consumer.ts'), src);
   fs.writeFileSync(path.join(dir, 'consumer.mts'), src);
-  fs.writeFileSync(
-    path.join(dir, 'tsconfig.json'),
-    JSON.stringify({
-      compilerOptions: {
-        module: 'nodenext',
-        strict: true,
-        noEmit: true,
-        skipLibCheck: false, // check the package's .d.ts files too
-        types: ['node'],
-        typeRoots: [path.join(root, 'node_modules', '@types')],
-      },
-      files: ['consumer.ts', 'consumer.mts'],
-    }, null, 2),
-  );
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  const r = run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: dir, timeout: 120000, allowFail: true });
-  return (r.stdout + r.stderr).trim();
+  const out = {};
+  for (const [name, { options, files }] of Object.entries(RESOLUTIONS)) {
+    const config = `tsconfig.${name.replace(/\W+/g, '-')}.json`;
+    fs.writeFileSync(
+      path.join(dir, config),
+      JSON.stringify({
+        compilerOptions: {
+          ...options,
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false, // check the package's .d.ts files too
+          types: ['node'],
+          typeRoots: [path.join(root, 'node_modules', '@types')],
+        },
+        files,
+      }, null, 2),
+    );
+    const r = run(process.execPath, [tsc, '-p', config], { cwd: dir, timeout: 120000, allowFail: true });
+    out[name] = (r.stdout + r.stderr).trim();
+  }
+  return out;
 }
 
 /** A scratch directory outside the repository (no node_modules above it). */
@@ -207,7 +226,7 @@ function scratch() {
 }
 
 module.exports = {
-  root, pkg, ARCH, PREBUILT, ensurePrebuild, pack, install, check, npxVersion, loadWithoutBinary, typecheck, scratch, cleanEnv,
+  root, pkg, ARCH, PREBUILT, RESOLUTIONS, ensurePrebuild, pack, install, check, npxVersion, loadWithoutBinary, typecheck, scratch, cleanEnv,
 };
 
 if (require.main === module) {
@@ -238,8 +257,9 @@ if (require.main === module) {
     const missing = loadWithoutBinary(project);
     expect(missing.status !== 0 && /ERR_FANOTIFY_NO_BINARY|npm rebuild fanotify/.test(missing.stderr), 'without a binary: the error says what to run');
     console.log(missing.stderr.split('\n').find((l) => l.includes('fanotify:')) || missing.stderr);
-    const types = typecheck(project);
-    expect(types === '', `types: tsc --module nodenext --strict on consumer.ts and consumer.mts${types ? `\n${types}` : ''}`);
+    for (const [name, output] of Object.entries(typecheck(project))) {
+      expect(output === '', `types: tsc --strict on the consumer, ${name}${output ? `\n${output}` : ''}`);
+    }
   } catch (err) {
     console.error(err.message);
     ok = false;

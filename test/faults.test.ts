@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { Fanotify, FanotifyEvent, FanotifyOptions, PermissionOptions } from '../lib';
+import { Fanotify, FanotifyEvent, FanotifyOptions, MarkEventName, PermissionOptions } from '../lib';
 import { LoopImage } from '../lib/testing';
 import { ChildResult, killAll, start, Started } from './children';
 import { bound, describeRoot, openFdCount, sleep, within } from './helpers';
@@ -161,7 +161,7 @@ function expectAllowed(r: ChildResult): void {
 }
 
 /** A fresh content group with an openPerm mark (and `more` events) on dir. */
-function contentGroup(dir: string, permission: PermissionOptions, more: string[] = [], options: FanotifyOptions = {}): Fanotify {
+function contentGroup(dir: string, permission: PermissionOptions, more: MarkEventName[] = [], options: FanotifyOptions = {}): Fanotify {
   const fan = new Fanotify({ ...options, class: 'content', permission });
   try {
     fan.add(dir, ['openPerm', ...more, 'eventOnChild']);
@@ -545,8 +545,8 @@ describeRoot('faults', () => {
   describe('4. a filesystem unmounted under live marks', () => {
     // Rewrites 50 files in its cwd (inside the image) until killed.
     const WRITER = `const fs = require('fs'); for (let i = 0; ; i++) { try { fs.writeFileSync('f' + (i % 50), String(i)); } catch {} }`;
-    const FID_EVENTS = ['create', 'delete', 'modify', 'closeWrite', 'onDir'];
-    const FD_EVENTS = ['open', 'closeWrite', 'modify', 'eventOnChild'];
+    const FID_EVENTS: MarkEventName[] = ['create', 'delete', 'modify', 'closeWrite', 'onDir'];
+    const FD_EVENTS: MarkEventName[] = ['open', 'closeWrite', 'modify', 'eventOnChild'];
 
     async function withImage(fn: (img: LoopImage, groups: { fid: Fanotify; fds: Fanotify }) => Promise<void>): Promise<void> {
       await warmUp();

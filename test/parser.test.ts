@@ -133,7 +133,7 @@ interface Parsed {
 function parse(bytes: Buffer): Parsed {
   const { events, records, truncated } = binding.parse(bytes);
   const decoded: FanotifyEvent[] = [];
-  for (let i = 0; i < events.length / EV.stride; i++) decoded.push(new FanotifyEvent({ bytes, events, records }, i, null, false));
+  for (let i = 0; i < events.length / EV.stride; i++) decoded.push(FanotifyEvent._fromBatch({ bytes, events, records }, i, null, false));
   return { events, records, truncated, decoded };
 }
 

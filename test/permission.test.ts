@@ -402,6 +402,28 @@ describeRoot('permission events', () => {
   });
 
   // 5 ----------------------------------------------------------------------
+  // A second next() while one waits is a mistake of the caller: it is
+  // refused, and the loop that waits goes on. Were that loop taken as ended,
+  // the events it waits for would get the default (allow) unseen.
+  describe('a second next() while one waits', () => {
+    for (const same of [true, false]) test(`${same ? 'on the same iterator' : 'on another iterator'}: refused, and the waiting loop still gets the event`, async () => {
+      const fan = contentGroup(dir, { timeoutMs: 20_000, default: 'allow' });
+      try {
+        const it = fan.events();
+        const waiting = it.next();
+        const other = same ? it : fan.events();
+        await expect(other.next()).rejects.toMatchObject({ code: 'ERR_FANOTIFY_CONCURRENT_NEXT' });
+        const c = cat(file, 15_000);
+        const { value: ev } = await within(5000, waiting, 'the event');
+        expect(ev.pid).toBe(c.pid);
+        ev.respond('deny');
+        expectDenied(await within(5000, c.result, 'cat'));
+      } finally {
+        await fan.close();
+      }
+    });
+  });
+
   describe('the default answer when the consumer stops (timeoutMs 20 s)', () => {
     const permission: PermissionOptions = { timeoutMs: 20_000, default: 'deny' };
 

@@ -110,7 +110,8 @@ export class ContentServer {
   #loop: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
 
-  constructor(root: string, fetch: Fetch, options: ServeContentOptions) {
+  // Made and started by serveContent(), after its checks: not part of the public type.
+  private constructor(root: string, fetch: Fetch, options: ServeContentOptions) {
     this.#root = fs.realpathSync(root);
     this.#fetch = fetch;
     this.#chunk = options.chunkSize ?? 1 << 20;
@@ -136,7 +137,19 @@ export class ContentServer {
     });
   }
 
-  /** Marks every unfilled stub under the root and starts answering. */
+  /** @internal A started server, or the error that stopped it (closed again). */
+  static async _serve(root: string, fetch: Fetch, options: ServeContentOptions): Promise<ContentServer> {
+    const server = new ContentServer(root, fetch, options);
+    try {
+      await server.start();
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+    return server;
+  }
+
+  /** @internal Marks every unfilled stub under the root and starts answering. */
   async start(): Promise<void> {
     const walk = async (dir: string): Promise<void> => {
       for (const entry of await fs.promises.readdir(dir, { withFileTypes: true })) {
@@ -515,12 +528,5 @@ export async function serveContent(stubDir: string, fetch: Fetch, options: Serve
     throw invalidArg('options.timeoutMs', timeoutMs, 'must be a number >= 0 (Infinity: never)');
   if (options.onError !== undefined && typeof options.onError !== 'function')
     throw invalidArg('options.onError', options.onError, 'must be a function (error) => void');
-  const server = new ContentServer(stubDir, fetch, options);
-  try {
-    await server.start();
-  } catch (err) {
-    await server.close();
-    throw err;
-  }
-  return server;
+  return ContentServer._serve(stubDir, fetch, options);
 }

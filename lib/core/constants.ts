@@ -100,5 +100,6 @@ export function FAN_DENY_ERRNO(errno: number): number {
   return (constants.FAN_DENY | ((errno & constants.FAN_ERRNO_MASK) << constants.FAN_ERRNO_SHIFT)) >>> 0;
 }
 
+/** @internal */
 export const PERMISSION_EVENTS =
   constants.FAN_OPEN_PERM | constants.FAN_ACCESS_PERM | constants.FAN_OPEN_EXEC_PERM | constants.FAN_PRE_ACCESS;

@@ -21,12 +21,12 @@ export function errnoName(errno: number, options: { fs?: boolean } = {}): string
   return ERRNO_TABLE[n]?.[0] ?? `E${n}`;
 }
 
-/** The kernel's description of an errno ("Structure needs cleaning"). */
+/** @internal The kernel's description of an errno ("Structure needs cleaning"). */
 export function errnoDescription(errno: number): string {
   return ERRNO_TABLE[Math.abs(errno)]?.[1] ?? `Unknown error ${Math.abs(errno)}`;
 }
 
-/** The positive errno for a name (EIO, EUCLEAN, EFSCORRUPTED, ...), or undefined. */
+/** @internal The positive errno for a name (EIO, EUCLEAN, EFSCORRUPTED, ...), or undefined. */
 export function errnoNumber(name: string): number | undefined {
   return BY_NAME.get(name.toUpperCase());
 }

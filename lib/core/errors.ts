@@ -13,6 +13,7 @@ export interface FanotifyError extends Error {
   path?: string;
 }
 
+/** @internal */
 export interface ErrorContext {
   path?: string;
   /** Shown after the syscall, e.g. the scope and mask. */
@@ -64,7 +65,7 @@ const HINTS: Readonly<Record<string, string>> = {
     'the kernel refused this response: custom deny errnos need class "pre-content" and one of EIO, EPERM, EBUSY, ETXTBSY, EAGAIN, ENOSPC, EDQUOT; audit needs the group option audit: true, and an audit rule reply Linux 6.3 or later.',
 };
 
-/** Builds the public error for a failed syscall (errno positive, as returned). */
+/** @internal Builds the public error for a failed syscall (errno positive, as returned). */
 export function systemError(errno: number, syscall: string, context: ErrorContext = {}): FanotifyError {
   const code = errnoName(errno);
   const hint = (context.variant && HINTS[`${syscall}:${code}:${context.variant}`]) || HINTS[`${syscall}:${code}`];
@@ -79,7 +80,7 @@ export function systemError(errno: number, syscall: string, context: ErrorContex
   return err;
 }
 
-/** Rethrows an error from the native binding in the public shape. */
+/** @internal Rethrows an error from the native binding in the public shape. */
 export function fromNative(err: unknown, context: ErrorContext = {}): Error {
   const e = err as { errno?: unknown; syscall?: unknown; path?: unknown };
   // By shape, not instanceof: errors made by the addon belong to the main realm,
@@ -92,7 +93,7 @@ export function fromNative(err: unknown, context: ErrorContext = {}): Error {
   return err as Error;
 }
 
-/** A TypeError for a bad argument, as Node's own ERR_INVALID_ARG_VALUE. */
+/** @internal A TypeError for a bad argument, as Node's own ERR_INVALID_ARG_VALUE. */
 export function invalidArg(name: string, value: unknown, reason: string): TypeError {
   const shown = typeof value === 'string' ? `'${value}'` : safeInspect(value);
   const err = new TypeError(`The argument '${name}' ${reason}. Received ${shown}`) as TypeError & { code: string };
@@ -100,14 +101,14 @@ export function invalidArg(name: string, value: unknown, reason: string): TypeEr
   return err;
 }
 
-/** An Error with a Node-style code, for states rather than arguments. */
+/** @internal An Error with a Node-style code, for states rather than arguments. */
 export function stateError(code: string, message: string): Error & { code: string } {
   const err = new Error(message) as Error & { code: string };
   err.code = code;
   return err;
 }
 
-/** What an aborted AbortSignal makes a waiting call reject with, as in node:events. */
+/** @internal What an aborted AbortSignal makes a waiting call reject with, as in node:events. */
 export function abortError(reason: unknown): Error {
   const err = new Error('The operation was aborted', { cause: reason }) as Error & { code: string };
   err.name = 'AbortError';

@@ -65,7 +65,7 @@ export class EventQueue {
       while (entry.next < entry.end) {
         const row = entry.next++;
         if (entry.skip !== null && entry.skip[row]) continue;
-        const ev = new FanotifyEvent(entry.batch, row, this.#owner, this.#reportsPidfd);
+        const ev = FanotifyEvent._fromBatch(entry.batch, row, this.#owner, this.#reportsPidfd);
         if (entry.answered) ev._answeredElsewhere();
         this.#size--;
         if (ev.fd !== null && !ev.isPermission) this.#fds--;

@@ -14,8 +14,10 @@ const EV = { offset: 0, length: 1, maskLo: 2, maskHi: 3, fd: 4, pid: 5, firstRec
 const REC = { type: 0, offset: 1, length: 2, valid: 3, a: 4, b: 5, c: 6, d: 7, e: 8, stride: 9 } as const;
 const MALFORMED = 1;
 const ENOENT = 2;
+/** @internal */
 export const EVENT_STRIDE = EV.stride;
 
+/** @internal */
 export interface Batch {
   bytes: Buffer;
   events: Int32Array;
@@ -27,10 +29,10 @@ export interface Batch {
 // Ints before the tables: src-native/group.h kBatchHeaderInts.
 const HEADER_INTS = 6;
 
-/** A row's event fd, or a negative value (FAN_NOFD, -errno). */
+/** @internal A row's event fd, or a negative value (FAN_NOFD, -errno). */
 export const rowFd = (batch: Batch, row: number): number => batch.events[row * EV.stride + EV.fd];
 
-/** A row's permission-event token (what the addon answers by), 0 if none. */
+/** @internal A row's permission-event token (what the addon answers by), 0 if none. */
 export function rowToken(batch: Batch, row: number): number {
   const offset = batch.events[row * EV.stride + EV.token];
   return offset === 0 ? 0 : (batch.tokenBase ?? 0) + offset;
@@ -42,7 +44,7 @@ const maskAt = (t: Int32Array, at: number): number => (t[at + EV.maskLo] >>> 0) 
 /** A permission event has a token (filed natively), or a permission bit. */
 const isPermissionEvent = (token: number, mask: number): boolean => token !== 0 || (mask & PERMISSION_EVENTS) !== 0;
 
-/** Whether a row is a permission event, without making the event. */
+/** @internal Whether a row is a permission event, without making the event. */
 export function rowIsPermission(batch: Batch, row: number): boolean {
   const at = row * EV.stride;
   return isPermissionEvent(batch.events[at + EV.token], maskAt(batch.events, at));
@@ -51,6 +53,7 @@ export function rowIsPermission(batch: Batch, row: number): boolean {
 /**
  * The views over a batch's ArrayBuffer (the layout is Group::BatchToJs's), and
  * how many events the addon answered with the default and dropped before it.
+ * @internal
  */
 export function batchViews(raw: ArrayBuffer): Batch & { dropped: number } {
   const header = new Int32Array(raw, 0, HEADER_INTS);
@@ -64,7 +67,7 @@ export function batchViews(raw: ArrayBuffer): Batch & { dropped: number } {
   return { bytes, events, records, tokenBase, dropped: header[3] };
 }
 
-/** What the event needs from its group, which owns every fd it hands over. */
+/** @internal What the event needs from its group, which owns every fd it hands over. */
 export interface EventOwner {
   /**
    * Checks the answer (throws before anything is written), then writes it:
@@ -152,7 +155,13 @@ export class FanotifyEvent {
   #pidfdKept = false;
   #responded = false;
 
-  constructor(batch: Batch, index: number, owner: EventOwner | null, reportsPidfd = true) {
+  /** @internal Row `index` of a batch, as the group hands it over. */
+  static _fromBatch(batch: Batch, index: number, owner: EventOwner | null, reportsPidfd = true): FanotifyEvent {
+    return new FanotifyEvent(batch, index, owner, reportsPidfd);
+  }
+
+  // Events come from a group's iterator only: not part of the public type.
+  private constructor(batch: Batch, index: number, owner: EventOwner | null, reportsPidfd: boolean) {
     const t = batch.events;
     this.#reportsPidfd = reportsPidfd;
     const row = index * EV.stride;
@@ -236,7 +245,7 @@ export class FanotifyEvent {
     this.fd = null;
   }
 
-  /** A FAN_Q_OVERFLOW event made here, for events the library had to drop. */
+  /** @internal A FAN_Q_OVERFLOW event made here, for events the library had to drop. */
   static overflow(): FanotifyEvent {
     const events = new Int32Array(EV.stride);
     events[EV.length] = C.FAN_EVENT_METADATA_LEN;
@@ -245,13 +254,13 @@ export class FanotifyEvent {
     return new FanotifyEvent({ bytes: Buffer.alloc(0), events, records: new Int32Array(0) }, 0, null, false);
   }
 
-  /** Answers with the group's default, for an event that is dropped unseen. */
+  /** @internal Answers with the group's default, for an event that is dropped unseen. */
   _answerDefault(native: { answerDefault(token: number): void }): void {
     if (this.#token !== 0 && !this.#responded) native.answerDefault(this.#token);
     this.#responded = true;
   }
 
-  /** Marks the event answered by the group (close, break, timeout) without an answer from us. */
+  /** @internal Marks the event answered by the group (close, break, timeout) without an answer from us. */
   _answeredElsewhere(): void {
     this.#responded = true;
   }
@@ -275,7 +284,7 @@ export class FanotifyEvent {
     return pidfd;
   }
 
-  /** End of the iteration step: give back what was not kept. */
+  /** @internal End of the iteration step: give back what was not kept. */
   _release(): void {
     if (this.fd !== null && !this.#fdKept) this.#owner?.release(this.fd, this.#token);
     this.fd = null;

@@ -14,21 +14,27 @@ export interface FileId {
 }
 
 // include/linux/exportfs.h
+/** @internal */
 export const FILEID_INO32_GEN = 1;
+/** @internal */
 export const FILEID_INO32_GEN_PARENT = 2;
+/** @internal */
 export const FILEID_INO64_GEN = 0x81;
+/** @internal */
 export const FILEID_INO64_GEN_PARENT = 0x82;
+/** @internal */
 export const FILEID_INVALID = 0xff;
 
+/** @internal */
 export function formatFsid(val0: number, val1: number): string {
   return `${(val0 >>> 0).toString(16).padStart(8, '0')}:${(val1 >>> 0).toString(16).padStart(8, '0')}`;
 }
 
-/** A little-endian u32, inline: cheaper than readUInt32LE's checks on the hot path. */
+/** @internal A little-endian u32, inline: cheaper than readUInt32LE's checks on the hot path. */
 export const u32At = (b: Uint8Array, at: number): number =>
   (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 
-/** Builds a FileId; `handle` is copied so the id outlives the read buffer. */
+/** @internal Builds a FileId; `handle` is copied so the id outlives the read buffer. */
 export function makeFileId(fsid: string, handleType: number, handle: Buffer): FileId {
   const id: FileId = { fsid, handleType, handle };
   // Only the generic layouts: ext4 and xfs (32-bit inodes) use INO32_GEN with

@@ -10,8 +10,8 @@ import { EventQueue } from './event-queue';
 import { TimeoutWarning } from './timeout-warning';
 import { lacks, missingInitFeature, missingMarkFeature, unsupported } from '../kernel/capabilities';
 import {
-  auditRuleInfo, Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkOptions,
-  markFlags, Scope,
+  auditRuleInfo, Decision, decisionToResponse, eventMask, FanotifyOptions, GroupConfig, groupConfig, MarkEventName,
+  MarkOptions, markFlags, Scope,
 } from './options';
 
 // Events with no fd to hand over (the kernel refuses them in a group that
@@ -29,7 +29,11 @@ const AT_FDCWD = -100;
 const MAX_QUEUED = 16384;
 const MAX_QUEUED_FDS = 1024;
 
-type PathLike = string | URL | number | null | undefined;
+// What add() and remove() mark: a path, a file URL, or an open fd (for
+// scope 'mntns', an nsfs fd). null: the default of scope 'mntns' alone.
+type MarkPath = string | URL | number;
+// Event names (MarkEventName) or a mask of FAN_* bits.
+type MarkEvents = readonly MarkEventName[] | number;
 
 // The next() that waits for events: settled by #pump() with the iterator
 // result itself, so an event that arrives costs one promise settlement.
@@ -129,12 +133,18 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
   }
 
   /** Adds events to the mark on `path` (an fd for scope 'mntns'). Returns this. */
-  add(path: PathLike, events: unknown, options?: MarkOptions): this {
+  add(path: MarkPath, events: MarkEvents, options?: MarkOptions): this;
+  /** With scope 'mntns' the path may be null or undefined: this process's namespace, /proc/self/ns/mnt. */
+  add(path: MarkPath | null | undefined, events: MarkEvents, options: MarkOptions & { scope: 'mntns' }): this;
+  add(path: MarkPath | null | undefined, events: MarkEvents, options?: MarkOptions): this {
     return this.#mark(C.FAN_MARK_ADD, path, events, options);
   }
 
   /** Removes events from the mark on `path`. Returns this. */
-  remove(path: PathLike, events: unknown, options?: MarkOptions): this {
+  remove(path: MarkPath, events: MarkEvents, options?: MarkOptions): this;
+  /** With scope 'mntns' the path may be null or undefined: this process's namespace, /proc/self/ns/mnt. */
+  remove(path: MarkPath | null | undefined, events: MarkEvents, options: MarkOptions & { scope: 'mntns' }): this;
+  remove(path: MarkPath | null | undefined, events: MarkEvents, options?: MarkOptions): this {
     return this.#mark(C.FAN_MARK_REMOVE, path, events, options);
   }
 
@@ -158,7 +168,8 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     return scope === 'mount' ? 'mountScope' : undefined;
   }
 
-  #mark(action: number, pathArg: PathLike, events: unknown, options: MarkOptions = {}): this {
+  // The types above are for TypeScript; JavaScript callers get every check here.
+  #mark(action: number, pathArg: unknown, events: unknown, options: MarkOptions = {}): this {
     const verb = action === C.FAN_MARK_ADD ? 'add' : 'remove';
     this.#checkOpen(verb);
     const mask = eventMask(events);
@@ -230,10 +241,10 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
         // Fast path: events already read are handed out without waiting.
         const value = this.#shift();
         if (value !== null) return Promise.resolve({ done: false, value });
-        if (this.#waiter) {
-          state.finish();
+        // A mistake of the caller's, refused; the loop that waits goes on (were
+        // it ended, the events it waits for would get the default unseen).
+        if (this.#waiter)
           return Promise.reject(stateError('ERR_FANOTIFY_CONCURRENT_NEXT', 'another next() is already waiting for this group'));
-        }
         return new Promise<IteratorResult<FanotifyEvent>>((resolve, reject) => {
           this.#waiter = { resolve, reject, end: state.finish, iteration: state };
           this.#pump();
@@ -419,7 +430,7 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
 
   /** Answers (with the default) and closes an event nobody will see. */
   #drop(batch: Batch, row: number, isPermission: boolean): void {
-    const ev = new FanotifyEvent(batch, row, this.#owner, this.#config.report.pidfd);
+    const ev = FanotifyEvent._fromBatch(batch, row, this.#owner, this.#config.report.pidfd);
     if (isPermission) ev._answerDefault(this.#native);
     ev._release();
   }

@@ -83,6 +83,7 @@ export interface MarkOptions {
   evictable?: boolean;
 }
 
+/** @internal */
 export const EVENT_BITS: ReadonlyArray<readonly [EventName, number]> = [
   ['access', C.FAN_ACCESS],
   ['modify', C.FAN_MODIFY],
@@ -115,7 +116,7 @@ const MARK_NAMES = new Map<string, number>([
   ['eventOnChild', C.FAN_EVENT_ON_CHILD],
 ]);
 
-/** Every name add() and remove() take: the events, the groups close and move, and the flags. */
+/** @internal Every name add() and remove() take: the events, the groups close and move, and the flags. */
 export const MARK_EVENT_NAMES = [...MARK_NAMES.keys()] as readonly MarkEventName[];
 
 const CLASS_FLAGS: Readonly<Record<GroupClass, number>> = {
@@ -145,9 +146,10 @@ const SCOPE_FLAGS: Readonly<Record<Scope, number>> = {
 const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CLOEXEC = 0o2000000;
 const FILE_FLAGS: Readonly<Record<string, number>> = { r: O_RDONLY, w: O_WRONLY, rw: O_RDWR };
 
-/** The errnos the kernel accepts in FAN_DENY_ERRNO (fs/notify/fanotify/fanotify_user.c). */
+/** @internal The errnos the kernel accepts in FAN_DENY_ERRNO (fs/notify/fanotify/fanotify_user.c). */
 export const DENY_ERRNOS: readonly string[] = ['EIO', 'EPERM', 'EBUSY', 'ETXTBSY', 'EAGAIN', 'ENOSPC', 'EDQUOT'];
 
+/** @internal */
 export interface GroupConfig {
   initFlags: number;
   eventFileFlags: number;
@@ -179,6 +181,7 @@ function bool(name: string, value: unknown): boolean {
   return value;
 }
 
+/** @internal */
 export function groupConfig(options: FanotifyOptions = {}): GroupConfig {
   checkObject('options', options);
   checkKeys('options', options as Record<string, unknown>,
@@ -231,7 +234,7 @@ export function groupConfig(options: FanotifyOptions = {}): GroupConfig {
   };
 }
 
-/** 'allow' | 'deny' | { deny: errno } -> the fanotify_response.response value. */
+/** @internal 'allow' | 'deny' | { deny: errno } -> the fanotify_response.response value. */
 export function decisionToResponse(decision: unknown, name: string, groupClass: GroupClass, audit: boolean): number {
   let response: number;
   if (decision === 'allow') response = C.FAN_ALLOW;
@@ -260,7 +263,7 @@ function trust(value: unknown, name: string): number {
   throw invalidArg(name, value, "must be true, false or 'unknown'");
 }
 
-/** { rule, subjectTrust, objectTrust } -> the info record written after the response. */
+/** @internal { rule, subjectTrust, objectTrust } -> the info record written after the response. */
 export function auditRuleInfo(audit: unknown, name: string): Buffer {
   if (typeof audit !== 'object' || audit === null) throw invalidArg(name, audit, 'must be a boolean or { rule, subjectTrust?, objectTrust? }');
   const a = audit as Record<string, unknown>;
@@ -277,7 +280,7 @@ export function auditRuleInfo(audit: unknown, name: string): Buffer {
   return info;
 }
 
-/** Event names (or a mask) -> the mask for fanotify_mark. */
+/** @internal Event names (or a mask) -> the mask for fanotify_mark. */
 export function eventMask(events: unknown, name = 'events'): number {
   if (typeof events === 'number') {
     if (!Number.isInteger(events) || events < 0 || events > Number.MAX_SAFE_INTEGER)
@@ -296,7 +299,7 @@ export function eventMask(events: unknown, name = 'events'): number {
   return mask;
 }
 
-/** Mark options -> fanotify_mark flags (without ADD/REMOVE). */
+/** @internal Mark options -> fanotify_mark flags (without ADD/REMOVE). */
 export function markFlags(options: MarkOptions = {}): { flags: number; scope: Scope } {
   checkObject('options', options);
   checkKeys('options', options as Record<string, unknown>,

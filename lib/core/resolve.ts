@@ -41,6 +41,7 @@ function parseFsid(fsid: string): [number, number] {
 /**
  * Mount watchers tell the resolver about mounts as the kernel reports them,
  * so the cache stays current without rereading the mount table.
+ * @internal
  */
 export function noteMountPoint(fsid: string, mountPoint: string): void {
   if (!mountPoints.has(fsid)) mountPoints.set(fsid, mountPoint);
@@ -49,6 +50,7 @@ export function noteMountPoint(fsid: string, mountPoint: string): void {
 /**
  * The path of a FileId opened through one given mount point: null when the
  * object is gone, undefined when the mount point no longer holds that fsid.
+ * @internal
  */
 export function resolveVia(mountPoint: string, fileId: FileId): Promise<string | null | undefined> {
   return pathOfHandle(mountPoint, parseFsid(fileId.fsid), fileId);

@@ -40,7 +40,7 @@ function tryInit(flags: number): number | false | null {
   }
 }
 
-/** fanotify_init takes these flags (null: no privilege to ask). */
+/** @internal fanotify_init takes these flags (null: no privilege to ask). */
 export function initWorks(flags: number): boolean | null {
   const fd = tryInit(flags);
   if (typeof fd !== 'number') return fd;
@@ -63,7 +63,7 @@ function scratchDir(): string {
   return scratch;
 }
 
-/** The kernel understands this mark (whether or not the filesystem takes it). */
+/** @internal The kernel understands this mark (whether or not the filesystem takes it). */
 export function markKnown(initFlags: number, markFlags: number, mask: number, target?: string): boolean | null {
   const fd = tryInit(initFlags);
   if (typeof fd !== 'number') return fd;
@@ -180,17 +180,17 @@ function known(feature: Feature): boolean | null {
   return answer;
 }
 
-/** The running kernel has the feature: tried once, then cached (false where it could not be tried, without CAP_SYS_ADMIN). */
+/** @internal The running kernel has the feature: tried once, then cached (false where it could not be tried, without CAP_SYS_ADMIN). */
 export function has(feature: Feature): boolean {
   return known(feature) === true;
 }
 
-/** The running kernel is known to lack it. Without the privilege to try, nothing is known: the kernel's own error says why. */
+/** @internal The running kernel is known to lack it. Without the privilege to try, nothing is known: the kernel's own error says why. */
 export function lacks(feature: Feature): boolean {
   return known(feature) === false;
 }
 
-/** The release that brought a feature, as messages and the README name it. */
+/** @internal The release that brought a feature, as messages and the README name it. */
 export function since(feature: Feature): string {
   return FEATURES[feature].since;
 }
@@ -212,6 +212,7 @@ export interface UnsupportedError extends Error {
  * The error for a feature this kernel lacks: at the call that asked for it.
  * errno and syscall say how the kernel refuses it (EINVAL from fanotify_init,
  * fanotify_mark or write, ENOSYS from a missing system call).
+ * @internal
  */
 export function unsupported(feature: Feature, context: { syscall: string; errno?: number; path?: string; instead?: string }): UnsupportedError {
   const info = FEATURES[feature];
@@ -230,7 +231,7 @@ export function unsupported(feature: Feature, context: { syscall: string; errno?
   return err;
 }
 
-/** fanotify_init flags -> the first feature among them this kernel lacks, if any. */
+/** @internal fanotify_init flags -> the first feature among them this kernel lacks, if any. */
 export function missingInitFeature(flags: number): Feature | undefined {
   const checks: [number, Feature][] = [
     [C.FAN_REPORT_MNT, 'reportMount'],
@@ -245,7 +246,7 @@ export function missingInitFeature(flags: number): Feature | undefined {
   return checks.find(([bit, feature]) => (flags & bit) !== 0 && lacks(feature))?.[1];
 }
 
-/** fanotify_mark flags and mask -> the first feature among them this kernel lacks, if any. */
+/** @internal fanotify_mark flags and mask -> the first feature among them this kernel lacks, if any. */
 export function missingMarkFeature(flags: number, mask: number): Feature | undefined {
   const scope = flags & (C.FAN_MARK_FILESYSTEM | C.FAN_MARK_MOUNT | C.FAN_MARK_MNTNS);
   const checks: [boolean, Feature][] = [

@@ -26,6 +26,7 @@ const sameFilesystem = (a: Mount, b: Mount): boolean =>
 
 export type MountMechanism = 'fanotify' | 'mountinfo';
 
+/** @internal */
 export interface MountChange {
   /**
    * A move is one change with the mount's new place; 'attach' and 'detach'
@@ -43,6 +44,7 @@ export interface MountChange {
   mount: Mount | null;
 }
 
+/** @internal */
 export interface MountMonitorOptions {
   /** An nsfs path or fd (default: this process's namespace, /proc/self/ns/mnt). */
   namespace?: string | number;
@@ -69,6 +71,7 @@ function isOwnNamespace(namespace: string | number | undefined): boolean {
   }
 }
 
+/** @internal */
 export class MountMonitor implements AsyncIterableIterator<MountChange> {
   /** How mount changes reach us on this kernel. */
   readonly mechanism: MountMechanism;

@@ -21,7 +21,7 @@ export interface Mount {
   devMinor: number;
 }
 
-/** Which ids this kernel's table has: 'unique' (listmount, 6.8) or 'reusable' (mountinfo). */
+/** @internal Which ids this kernel's table has: 'unique' (listmount, 6.8) or 'reusable' (mountinfo). */
 export function mountIds(): 'unique' | 'reusable' {
   return has('listmount') ? 'unique' : 'reusable';
 }
@@ -32,7 +32,7 @@ function sourcesByOldId(): Map<number, string> {
   return new Map(readMountInfo().map((m) => [m.mountId, m.source]));
 }
 
-/** One mount by its unique id (statmount); null when it is gone or the kernel has no statmount. */
+/** @internal One mount by its unique id (statmount); null when it is gone or the kernel has no statmount. */
 export function statMount(mountId: bigint, sources: () => Map<number, string> = sourcesByOldId): Mount | null {
   if (!has('listmount')) return null;
   const m = binding.statMount(mountId);
@@ -47,6 +47,7 @@ export function statMount(mountId: bigint, sources: () => Map<number, string> = 
 /**
  * The mounts of a namespace. `mountinfo` names another namespace's table
  * (/proc/<pid>/mountinfo); listmount only lists this process's own.
+ * @internal
  */
 export function readMounts(mountinfo?: string): Mount[] {
   if (mountinfo === undefined && has('listmount')) {
@@ -71,7 +72,7 @@ export function readMounts(mountinfo?: string): Mount[] {
 const inside = (p: string, mountPoint: string): boolean =>
   p === mountPoint || p.startsWith(mountPoint === '/' ? '/' : `${mountPoint}/`);
 
-/** The mount a path lives on: the last-mounted of the longest mount points above its real path. */
+/** @internal The mount a path lives on: the last-mounted of the longest mount points above its real path. */
 export function mountOf(p: string, table: Iterable<Mount> = readMounts()): Mount | undefined {
   const real = fs.realpathSync(p);
   let best: Mount | undefined;

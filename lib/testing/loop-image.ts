@@ -31,7 +31,7 @@ export interface LoopImageOptions {
   /** Image size in MiB (default 64). The image file is sparse. */
   sizeMiB?: number;
   /** Mount options, e.g. ['errors=continue']. */
-  mountOptions?: string[];
+  mountOptions?: readonly string[];
   /** Parent directory for the temporary directory (default os.tmpdir()). */
   dir?: string;
   /**
@@ -287,7 +287,7 @@ export class LoopImage implements AsyncDisposable {
    * mount options from now on (also for the remounts of corruptInode() and
    * linkToInode()).
    */
-  async remount(options?: string[]): Promise<void> {
+  async remount(options?: readonly string[]): Promise<void> {
     await this.#op(async () => {
       await this.#unmount(false);
       if (options) this.#mountOptions = [...options];

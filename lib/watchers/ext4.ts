@@ -31,6 +31,7 @@ const EXT4_ERR_NAMES: Readonly<Record<number, string>> = {
  * The /sys/fs/ext4/<name> directory of the filesystem on device major:minor,
  * or null when ext4 does not drive it. <name> is the kernel's block device
  * name (loop3, sda1, dm-0), found through /sys/dev/block.
+ * @internal
  */
 export function ext4SysfsDir(major: number, minor: number): string | null {
   try {
@@ -42,6 +43,7 @@ export function ext4SysfsDir(major: number, minor: number): string | null {
   }
 }
 
+/** @internal */
 export function readExt4Errors(dir: string): Ext4ErrorInfo {
   const read = (name: string): string | undefined => {
     try {

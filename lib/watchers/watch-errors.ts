@@ -68,7 +68,7 @@ export interface SkippedFilesystem {
 
 export interface WatchErrorsOptions {
   /** Paths on the filesystems to watch. Omitted: every filesystem that can report errors, including later mounts. */
-  paths?: (string | URL)[];
+  paths?: readonly (string | URL)[];
   signal?: AbortSignal;
   /**
    * Look up inode.path with open_by_handle_at (default false). Off by default

@@ -22,8 +22,8 @@ import { markedDevices } from './marked';
 import { OUTSIDE, PathModel } from './path-model';
 
 export interface WatchOptions {
-  /** What to report. Default: create, delete, movedFrom, movedTo, modify, attrib, onDir. */
-  events?: MarkEventName[];
+  /** What to report: names, as add() takes them, or a mask. Default: create, delete, movedFrom, movedTo, modify, attrib, onDir. */
+  events?: readonly MarkEventName[] | number;
   signal?: AbortSignal;
   /** Also watch filesystems mounted under the path later (default true). */
   follow?: boolean;

@@ -1,10 +1,11 @@
 // A TypeScript program that uses the package as its users do: imports of
-// 'fanotify' and 'fanotify/testing', resolved through package.json "exports"
-// of the installed tarball. test/package.test.ts (scripts/pack-test.js)
-// type-checks it inside a fresh project with `--module nodenext --strict`,
-// once as CommonJS (consumer.ts) and once as an ES module (a copy named
-// consumer.mts). It is never run: every function here is only declared.
-// `@ts-expect-error` lines are misuses the types must reject.
+// 'fanotify' and 'fanotify/testing' from the installed tarball.
+// test/package.test.ts (scripts/pack-test.js RESOLUTIONS) type-checks it
+// inside a fresh project with `--strict` under each moduleResolution a
+// project may use: node10 (commonjs), node16 and nodenext (as CommonJS, and
+// as an ES module: a copy named consumer.mts), and bundler. It is never run:
+// every function here is only declared. `@ts-expect-error` lines are
+// misuses the types must reject.
 import {
   constants, errnoName, FAN_DENY_ERRNO, Fanotify, FanotifyEvent, probe, resolve, watch, watchErrors, watchMounts,
 } from 'fanotify';
@@ -13,6 +14,8 @@ import type {
 } from 'fanotify';
 import { LoopImage, LoopImageError } from 'fanotify/testing';
 import type { LoopImageOptions } from 'fanotify/testing';
+// @ts-expect-error: internals are in no published declaration (node10 reads dist/ paths; the others, "exports")
+import { batchViews } from 'fanotify/dist/core/event';
 
 // constants are typed with their values.
 const fsError: 0x8000 = constants.FAN_FS_ERROR;
@@ -62,6 +65,35 @@ export async function changes(dir: string): Promise<string[]> {
   return seen;
 }
 
+/** Marks: what add() and remove() take. */
+export function marks(dir: string, nsfd: number): Fanotify {
+  const fan = new Fanotify({ report: { mount: true } });
+  fan.add(null, ['mntAttach', 'mntDetach'], { scope: 'mntns' });  // this process's namespace
+  fan.add(nsfd, ['mntAttach'], { scope: 'mntns' }).remove(undefined, ['mntDetach'], { scope: 'mntns' });
+  fan.add(new URL(`file://${dir}`), constants.FAN_OPEN | constants.FAN_CLOSE_WRITE);
+  const names = ['open', 'close'] as const;
+  fan.add(dir, names).flush('inode');
+  // @ts-expect-error: 'bogus' is not an event name
+  fan.add(dir, ['preAccess', 'bogus']);
+  // @ts-expect-error: only scope 'mntns' has a default path
+  fan.add(null, ['create']);
+  // @ts-expect-error: nor with another scope
+  fan.add(undefined, ['create'], { scope: 'filesystem' });
+  // @ts-expect-error: events are names or a mask, not one name
+  fan.remove(dir, 'create');
+  return fan;
+}
+
+/** Internals are not part of the types: events come from a group only. */
+export function internals(ev: FanotifyEvent): void {
+  // @ts-expect-error: the constructor is private
+  new FanotifyEvent({ bytes: Buffer.alloc(0), events: new Int32Array(10), records: new Int32Array(0) }, 0, null);
+  // @ts-expect-error: the group's own end of an iteration step
+  ev._release();
+  // @ts-expect-error: made by the group when it drops events
+  FanotifyEvent.overflow();
+}
+
 /** Filesystem health: watchErrors(). */
 export async function health(signal: AbortSignal): Promise<void> {
   const watcher = watchErrors({ paths: ['/data'], signal, resolvePaths: false });
@@ -98,6 +130,9 @@ export async function feed(root: string, signal: AbortSignal): Promise<void> {
   }
   // @ts-expect-error: not an event name
   watch(root, { events: ['created'] });
+  const names = ['create', 'delete'] as const;
+  watch(root, { events: names });  // readonly arrays too, as add() takes them
+  watch(root, { events: constants.FAN_CREATE | constants.FAN_ONDIR, follow: false });  // or a mask
 }
 
 /** The kernel feature report. */
