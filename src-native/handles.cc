@@ -107,6 +107,23 @@ class PathOfHandleWorker : public Napi::AsyncWorker {
 #define AT_HANDLE_FID 0x200
 #endif
 
+// Which inode an fd is: statx, not fstat (glibc 2.33 made fstat a symbol of
+// its own, which the release binaries must not need: glibc 2.28 is their floor).
+struct InodeId {
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t ino = 0;
+  bool operator==(const InodeId& o) const { return dev_major == o.dev_major && dev_minor == o.dev_minor && ino == o.ino; }
+};
+
+bool IdOf(int fd, InodeId* out) {
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_INO, &stx) != 0) return false;
+  out->dev_major = stx.stx_dev_major;
+  out->dev_minor = stx.stx_dev_minor;
+  out->ino = stx.stx_ino;
+  return true;
+}
+
 struct ChainEntry {
   int handle_type;
   std::vector<uint8_t> handle;
@@ -148,8 +165,8 @@ class DirChainWorker : public Napi::AsyncWorker {
     UniqueFd mount_fd(open(mount_point_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     struct statfs sfs;
     uint32_t fsid[2];
-    struct stat root;
-    if (!mount_fd.valid() || fstatfs(mount_fd.get(), &sfs) != 0 || fstat(mount_fd.get(), &root) != 0) {
+    InodeId root;
+    if (!mount_fd.valid() || fstatfs(mount_fd.get(), &sfs) != 0 || !IdOf(mount_fd.get(), &root)) {
       moved_ = true;
       return;
     }
@@ -173,12 +190,12 @@ class DirChainWorker : public Napi::AsyncWorker {
     // Up through "..", inode by inode (no lookup by name that a rename could
     // redirect), to the mount's root; the name of each from its dentry.
     for (int depth = 0; depth < 4096; depth++) {
-      struct stat st;
-      if (fstat(fd.get(), &st) != 0) {
+      InodeId st;
+      if (!IdOf(fd.get(), &st)) {
         err_ = errno;
         return;
       }
-      if (st.st_dev == root.st_dev && st.st_ino == root.st_ino) {
+      if (st == root) {
         found_ = true;
         return;
       }
@@ -208,12 +225,12 @@ class DirChainWorker : public Napi::AsyncWorker {
         err_ = errno;
         return;
       }
-      struct stat pst;
-      if (fstat(parent.get(), &pst) != 0) {
+      InodeId pst;
+      if (!IdOf(parent.get(), &pst)) {
         err_ = errno;
         return;
       }
-      if (pst.st_dev == st.st_dev && pst.st_ino == st.st_ino) {
+      if (pst == st) {
         outside_ = true;  // the filesystem's root, and the mount shows only part of it
         return;
       }
