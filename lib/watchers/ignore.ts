@@ -2,7 +2,7 @@
 // ignored when its path, or a directory above it up to the root, matches;
 // so 'node_modules' leaves out everything below every node_modules.
 import * as path from 'node:path';
-import picomatch from 'picomatch';
+import type Picomatch from 'picomatch';
 
 import { invalidArg } from '../core/errors';
 
@@ -28,6 +28,9 @@ export function compileIgnore(root: string, option: IgnoreMatcher | readonly Ign
     const name = Array.isArray(option) ? `options.ignore[${i}]` : 'options.ignore';
     if (typeof m === 'string') {
       if (m === '') throw invalidArg(name, m, 'must be a non-empty glob');
+      // Loaded only when a glob is given.
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const picomatch = require('picomatch') as typeof Picomatch;
       const match = picomatch(m, { dot: true });
       return (rel) => match(rel);
     }
