@@ -22,7 +22,8 @@ export type { ErrorFilesystem, FsErrorEvent, SkippedFilesystem, WatchErrorsOptio
 export { MountWatcher, watchMounts } from './watchers/watch-mounts';
 export type { MountEvent, WatchMountsOptions } from './watchers/watch-mounts';
 export { watch, Watcher } from './watchers/watch';
-export type { WatchEvent, WatchOptions, WatchedFilesystem } from './watchers/watch';
+export type { RescanReason, UnnamedReason, WatchEvent, WatchOptions, WatchedFilesystem } from './watchers/watch';
+export type { IgnoreMatcher } from './watchers/ignore';
 export { populate } from './content/populate';
 export type { PopulateOptions, PopulateResult } from './content/populate';
 export { ContentServer, serveContent } from './content/serve-content';

@@ -138,6 +138,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("parse", Napi::Function::New<Parse>(env, "parse"));
   exports.Set("fsidOf", Napi::Function::New<FsidOf>(env, "fsidOf"));
   exports.Set("pathOfHandle", Napi::Function::New<PathOfHandle>(env, "pathOfHandle"));
+  exports.Set("dirChain", Napi::Function::New<DirChain>(env, "dirChain"));
+  exports.Set("openDirByHandle", Napi::Function::New<OpenDirByHandle>(env, "openDirByHandle"));
   exports.Set("statMount", Napi::Function::New<StatMount>(env, "statMount"));
   exports.Set("listMounts", Napi::Function::New<ListMounts>(env, "listMounts"));
   exports.Set("getXattr", Napi::Function::New<GetXattr>(env, "getXattr"));

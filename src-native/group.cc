@@ -73,6 +73,7 @@ Napi::Function Group::Define(Napi::Env env) {
                      {
                          InstanceAccessor<&Group::Fd>("fd"),
                          InstanceMethod<&Group::Read>("read"),
+                         InstanceMethod<&Group::ReadAvailable>("readAvailable"),
                          InstanceMethod<&Group::Respond>("respond"),
                          InstanceMethod<&Group::AnswerPending>("answerPending"),
                          InstanceMethod<&Group::AnswerDefault>("answerDefault"),
@@ -305,6 +306,15 @@ Napi::Value Group::Read(const Napi::CallbackInfo& info) {
   }
   poller_->Start();
   SetReadPending(true);
+  return info.Env().Undefined();
+}
+
+// One read now, whatever the poller knows, and nothing armed when the queue
+// is empty: for a caller that must see everything the kernel holds (watch()
+// checking what happened since an event).
+Napi::Value Group::ReadAvailable(const Napi::CallbackInfo& info) {
+  if (closed_) return info.Env().Undefined();
+  if (std::unique_ptr<Batch> batch = ReadNow()) return BatchToJs(info.Env(), *batch, TakeDropped());
   return info.Env().Undefined();
 }
 

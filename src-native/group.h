@@ -39,6 +39,7 @@ class Group : public Napi::ObjectWrap<Group> {
 
   Napi::Value Fd(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value ReadAvailable(const Napi::CallbackInfo& info);
   Napi::Value Respond(const Napi::CallbackInfo& info);
   Napi::Value AnswerPending(const Napi::CallbackInfo& info);
   Napi::Value AnswerDefault(const Napi::CallbackInfo& info);

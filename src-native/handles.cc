@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -100,6 +101,184 @@ class PathOfHandleWorker : public Napi::AsyncWorker {
   std::string path_;
 };
 
+// AT_HANDLE_FID (6.5): the handle fanotify reports (exportfs_encode_fid),
+// also for filesystems that cannot be exported over NFS.
+#ifndef AT_HANDLE_FID
+#define AT_HANDLE_FID 0x200
+#endif
+
+// Which inode an fd is: statx, not fstat (glibc 2.33 made fstat a symbol of
+// its own, which the release binaries must not need: glibc 2.28 is their floor).
+struct InodeId {
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t ino = 0;
+  bool operator==(const InodeId& o) const { return dev_major == o.dev_major && dev_minor == o.dev_minor && ino == o.ino; }
+};
+
+bool IdOf(int fd, InodeId* out) {
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_INO, &stx) != 0) return false;
+  out->dev_major = stx.stx_dev_major;
+  out->dev_minor = stx.stx_dev_minor;
+  out->ino = stx.stx_ino;
+  return true;
+}
+
+struct ChainEntry {
+  int handle_type;
+  std::vector<uint8_t> handle;
+  std::string name;
+};
+
+// The handle of an open directory, as fanotify encodes it. False on failure.
+bool HandleOf(int fd, ChainEntry* out) {
+  std::vector<uint8_t> buf(sizeof(file_handle) + MAX_HANDLE_SZ);
+  auto* fh = reinterpret_cast<file_handle*>(buf.data());
+  int mount_id;
+  for (int flags : {AT_EMPTY_PATH | AT_HANDLE_FID, AT_EMPTY_PATH}) {
+    fh->handle_bytes = MAX_HANDLE_SZ;
+    if (name_to_handle_at(fd, "", fh, &mount_id, flags) == 0) {
+      out->handle_type = fh->handle_type;
+      out->handle.assign(fh->f_handle, fh->f_handle + fh->handle_bytes);
+      return true;
+    }
+    if (errno != EINVAL) return false;  // EINVAL: a kernel without AT_HANDLE_FID
+  }
+  return false;
+}
+
+class DirChainWorker : public Napi::AsyncWorker {
+ public:
+  DirChainWorker(Napi::Function callback, std::string mount_point, uint32_t fsid0, uint32_t fsid1,
+                 int handle_type, const uint8_t* handle, size_t handle_len)
+      : Napi::AsyncWorker(callback, "fanotify:dirChain"),
+        mount_point_(std::move(mount_point)),
+        fsid_{fsid0, fsid1},
+        handle_(sizeof(file_handle) + handle_len) {
+    auto* fh = reinterpret_cast<file_handle*>(handle_.data());
+    fh->handle_bytes = static_cast<unsigned>(handle_len);
+    fh->handle_type = handle_type;
+    std::memcpy(fh->f_handle, handle, handle_len);
+  }
+
+  void Execute() override {
+    UniqueFd mount_fd(open(mount_point_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    struct statfs sfs;
+    uint32_t fsid[2];
+    InodeId root;
+    if (!mount_fd.valid() || fstatfs(mount_fd.get(), &sfs) != 0 || !IdOf(mount_fd.get(), &root)) {
+      moved_ = true;
+      return;
+    }
+    std::memcpy(fsid, &sfs.f_fsid, sizeof fsid);
+    if (fsid[0] != fsid_[0] || fsid[1] != fsid_[1]) {
+      moved_ = true;
+      return;
+    }
+    ChainEntry top;
+    if (!HandleOf(mount_fd.get(), &top)) {
+      err_ = errno;
+      return;
+    }
+    root_ = std::move(top);
+    auto* fh = reinterpret_cast<file_handle*>(handle_.data());
+    UniqueFd fd(open_by_handle_at(mount_fd.get(), fh, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno != ESTALE && errno != ENOENT && errno != ENOTDIR) err_ = errno;
+      return;  // gone: null
+    }
+    // Up through "..", inode by inode (no lookup by name that a rename could
+    // redirect), to the mount's root; the name of each from its dentry.
+    for (int depth = 0; depth < 4096; depth++) {
+      InodeId st;
+      if (!IdOf(fd.get(), &st)) {
+        err_ = errno;
+        return;
+      }
+      if (st == root) {
+        found_ = true;
+        return;
+      }
+      ChainEntry entry;
+      if (depth == 0) {
+        entry.handle_type = fh->handle_type;
+        entry.handle.assign(fh->f_handle, fh->f_handle + fh->handle_bytes);
+      } else if (!HandleOf(fd.get(), &entry)) {
+        err_ = errno;
+        return;
+      }
+      std::string link = "/proc/self/fd/" + std::to_string(fd.get());
+      char buf[4096];
+      ssize_t n = readlink(link.c_str(), buf, sizeof buf);
+      if (n < 0) {
+        err_ = errno;
+        return;
+      }
+      std::string path(buf, static_cast<size_t>(n));
+      static const std::string kDeleted = " (deleted)";
+      if (path.size() > kDeleted.size() && path.compare(path.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
+        return;  // removed while we walked: gone
+      size_t slash = path.rfind('/');
+      entry.name = slash == std::string::npos ? path : path.substr(slash + 1);
+      UniqueFd parent(openat(fd.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (!parent.valid()) {
+        err_ = errno;
+        return;
+      }
+      InodeId pst;
+      if (!IdOf(parent.get(), &pst)) {
+        err_ = errno;
+        return;
+      }
+      if (pst == st) {
+        outside_ = true;  // the filesystem's root, and the mount shows only part of it
+        return;
+      }
+      chain_.push_back(std::move(entry));
+      fd = std::move(parent);
+    }
+    err_ = ELOOP;
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_ != 0) {
+      Callback().Call({ErrnoError(env, err_, "open_by_handle_at").Value()});
+      return;
+    }
+    if (moved_) {
+      Callback().Call({env.Null(), env.Undefined()});
+      return;
+    }
+    if (!found_) {
+      Callback().Call({env.Null(), outside_ ? Napi::String::New(env, "outside") : env.Null()});
+      return;
+    }
+    // [rootHandleType, rootHandle, [handleType, handle, name]...], the directory first.
+    auto out = Napi::Array::New(env, 2 + chain_.size() * 3);
+    out.Set(0u, Napi::Number::New(env, root_.handle_type));
+    out.Set(1u, Napi::Buffer<uint8_t>::Copy(env, root_.handle.data(), root_.handle.size()));
+    uint32_t i = 2;
+    for (const ChainEntry& e : chain_) {
+      out.Set(i++, Napi::Number::New(env, e.handle_type));
+      out.Set(i++, Napi::Buffer<uint8_t>::Copy(env, e.handle.data(), e.handle.size()));
+      out.Set(i++, Napi::String::New(env, e.name));
+    }
+    Callback().Call({env.Null(), out});
+  }
+
+ private:
+  std::string mount_point_;
+  uint32_t fsid_[2];
+  std::vector<uint8_t> handle_;
+  bool moved_ = false;
+  bool found_ = false;
+  bool outside_ = false;
+  int err_ = 0;
+  ChainEntry root_;
+  std::vector<ChainEntry> chain_;
+};
+
 }  // namespace
 
 Napi::Value PathOfHandle(const Napi::CallbackInfo& info) {
@@ -110,6 +289,36 @@ Napi::Value PathOfHandle(const Napi::CallbackInfo& info) {
   auto handle = info[4].As<Napi::Buffer<uint8_t>>();
   auto* worker = new PathOfHandleWorker(info[5].As<Napi::Function>(), std::move(mount_point), fsid0,
                                         fsid1, handle_type, handle.Data(), handle.Length());
+  worker->Queue();
+  return info.Env().Undefined();
+}
+
+Napi::Value OpenDirByHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string mount_point = info[0].As<Napi::String>();
+  int handle_type = info[1].As<Napi::Number>().Int32Value();
+  auto handle = info[2].As<Napi::Buffer<uint8_t>>();
+  UniqueFd mount_fd(open(mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!mount_fd.valid()) throw ErrnoError(env, errno, "open", mount_point);
+  std::vector<uint8_t> buf(sizeof(file_handle) + handle.Length());
+  auto* fh = reinterpret_cast<file_handle*>(buf.data());
+  fh->handle_bytes = static_cast<unsigned>(handle.Length());
+  fh->handle_type = handle_type;
+  std::memcpy(fh->f_handle, handle.Data(), handle.Length());
+  // Not O_PATH: fanotify_mark(dirfd, NULL) takes no O_PATH fd.
+  int fd = open_by_handle_at(mount_fd.get(), fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw ErrnoError(env, errno, "open_by_handle_at", mount_point);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value DirChain(const Napi::CallbackInfo& info) {
+  std::string mount_point = info[0].As<Napi::String>();
+  uint32_t fsid0 = info[1].As<Napi::Number>().Uint32Value();
+  uint32_t fsid1 = info[2].As<Napi::Number>().Uint32Value();
+  int handle_type = info[3].As<Napi::Number>().Int32Value();
+  auto handle = info[4].As<Napi::Buffer<uint8_t>>();
+  auto* worker = new DirChainWorker(info[5].As<Napi::Function>(), std::move(mount_point), fsid0, fsid1,
+                                    handle_type, handle.Data(), handle.Length());
   worker->Queue();
   return info.Env().Undefined();
 }

@@ -15,4 +15,16 @@ Napi::Value FsidOf(const Napi::CallbackInfo& info);
 // the path of the opened object. ESTALE (the object is gone) gives null.
 Napi::Value PathOfHandle(const Napi::CallbackInfo& info);
 
+// openDirByHandle(mountPoint, handleType, handle) -> fd: a directory opened
+// by its handle through the mount at mountPoint (the caller closes it).
+Napi::Value OpenDirByHandle(const Napi::CallbackInfo& info);
+
+// dirChain(mountPoint, fsid0, fsid1, handleType, handle, callback(err, chain)):
+// a directory's ancestry up to the mount's root, walked through ".." on the
+// threadpool: [rootHandleType, rootHandle, then handleType, handle, name for
+// the directory and each parent below the root]. null: gone; 'outside': not
+// under the mount's root (a bind mount of part of the filesystem);
+// undefined: the mount point no longer holds that fsid.
+Napi::Value DirChain(const Napi::CallbackInfo& info);
+
 }  // namespace fan

@@ -145,13 +145,15 @@ describe('overflow lines', () => {
     expect(errorEventToJson(e)).toEqual({ time: time.toISOString(), overflow: true, errno: 0, code: 'OVERFLOW', count: 0 });
   });
 
-  test('watch: one line saying events were lost', () => {
+  test('watch: one line saying events were lost and what to read again; a rescan; a path not known, with why', () => {
     const { formatWatchEvent } = require('../lib/cli/watch') as typeof import('../lib/cli/watch');
-    const e = {
-      events: [], mask: 0x4000, isDir: false, pid: 0, path: null, overflow: true,
-      filesystem: { fsid: '00000000:00000001', mountPoint: '/srv', fsType: 'ext4', source: '/dev/vda' },
-    };
-    expect(formatWatchEvent(time, e)).toBe(`${time.toISOString()} OVERFLOW the kernel's event queue overflowed: events were lost`);
+    const filesystem = { fsid: '00000000:00000001', mountPoint: '/srv', fsType: 'ext4', source: '/dev/vda' };
+    const e = { events: ['rescan' as const], mask: 0, isDir: true, pid: 0, path: '/srv', reason: 'overflow' as const, overflow: true, filesystem };
+    expect(formatWatchEvent(time, e)).toBe(`${time.toISOString()} OVERFLOW the kernel's event queue overflowed: events were lost: read /srv again`);
+    expect(formatWatchEvent(time, { ...e, overflow: false, reason: 'renamed' })).toBe(
+      `${time.toISOString()} rescan           dir  /srv: a directory was renamed before its events could be named; read it again`);
+    const gone = { events: ['delete' as const], mask: 0x200, isDir: false, pid: 42, path: null, reason: 'gone' as const, overflow: false, filesystem };
+    expect(formatWatchEvent(time, gone, 'rm')).toBe(`${time.toISOString()} delete           file (unknown: gone) (pid 42 rm)`);
   });
 
   test('mounts: one line saying mount events were lost and the table was read again', () => {
@@ -477,7 +479,7 @@ describeRoot('fanotify mounts, watch and trace', () => {
       fs.writeFileSync(path.join(img.mountPoint, 'd', 'f.txt'), 'x');
       const created = await cli.waitFor(() => cli.lines.map((l) => JSON.parse(l) as { events: string[]; path: string })
         .find((e) => e.path === path.join(img.mountPoint, 'd', 'f.txt') && e.events.includes('create')), 5000, 'create of d/f.txt');
-      expect(created).toMatchObject({ isDir: false, pid: process.pid, filesystem: { mountPoint: img.mountPoint, fsType: 'ext4' } });
+      expect(created).toMatchObject({ isDir: false, pid: process.pid, comm: fs.readFileSync('/proc/self/comm', 'utf8').trim(), filesystem: { mountPoint: img.mountPoint, fsType: 'ext4' } });
       cli.child.kill('SIGTERM');
       expect(await cli.exit()).toEqual({ code: 0, signal: null });
     } finally {

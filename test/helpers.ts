@@ -123,6 +123,16 @@ const WHERE_LACKING: Partial<Record<Feature, () => Promise<void>>> = {
     const { has } = await import('../lib/kernel/capabilities');
     expect(has('auditRule')).toBe(false);
   },
+  markIgnore: async () => {
+    const { Fanotify } = await import('../lib');
+    await using fan = new Fanotify();
+    expectUnsupported(() => fan.add(os.tmpdir(), ['open'], { ignore: true }), 'markIgnore');
+  },
+  evictable: async () => {
+    const { Fanotify } = await import('../lib');
+    await using fan = new Fanotify();
+    expectUnsupported(() => fan.add(os.tmpdir(), ['open'], { evictable: true }), 'evictable');
+  },
   reportFdError: async () => {
     const { Fanotify } = await import('../lib');
     expectUnsupported(() => new Fanotify({ report: { fdError: true } }), 'reportFdError');

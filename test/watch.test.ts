@@ -10,7 +10,7 @@ import { watch, Watcher, WatchEvent } from '../lib';
 import { binding } from '../lib/core/binding';
 import { formatFsid } from '../lib/core/fileid';
 import { LoopImage } from '../lib/testing';
-import { describeRoot, openFdCount, sleep, within } from './helpers';
+import { describeRoot, openFdCount, sleep, testFeature, within } from './helpers';
 import { until, WatchRecorder } from './watchers';
 
 function run(cmd: string, ...args: string[]): void {
@@ -286,8 +286,69 @@ describeRoot('watch()', () => {
   });
 });
 
+describeRoot('watch(): the ignore option', () => {
+  let img: LoopImage;
+  beforeAll(async () => {
+    img = await LoopImage.create({ sizeMiB: 64 });
+  });
+  afterAll(async () => {
+    await img?.dispose();
+  });
+
+  test('globs, a RegExp and a predicate leave out what they match, and everything below a matching directory', async () => {
+    const root = fs.mkdtempSync(path.join(img.mountPoint, 'ign-'));
+    const at = (p: string) => path.join(root, p);
+    fs.mkdirSync(at('node_modules/pkg'), { recursive: true });
+    fs.mkdirSync(at('src'));
+    const rec = new WatchRecorder(watch(root, {
+      events: ['create', 'rename', 'onDir'],
+      ignore: ['node_modules', '**/*.tmp', /^build(\/|$)/, (p, isDir) => !isDir && p.endsWith('.skip')],
+    }));
+    try {
+      for (const f of ['node_modules/pkg/index.js', 'src/a.tmp', 'src/b.skip', 'c.tmp']) fs.writeFileSync(at(f), 'x');
+      fs.mkdirSync(at('build/out'), { recursive: true });
+      fs.writeFileSync(at('build/out/x.js'), 'x');
+      fs.mkdirSync(at('src/d.skip'));  // a directory: the predicate says files only
+      fs.renameSync(at('node_modules/pkg/index.js'), at('src/index.js'));  // out of an ignored directory: shown
+      fs.writeFileSync(at('src/kept.js'), 'x');
+      await rec.waitFor((e) => e.path === at('src/kept.js'), 'src/kept.js');
+      const shown = rec.seen.map((e) => `${e.events.join(',')} ${e.from ? `${path.relative(root, e.from)} -> ` : ''}${path.relative(root, e.path!)}`);
+      expect(shown).toEqual(['create src/d.skip', 'rename node_modules/pkg/index.js -> src/index.js', 'create src/kept.js']);
+    } finally {
+      await rec.close();
+    }
+  });
+
+  test('a bad ignore option is a TypeError naming it', () => {
+    expect(() => watch(img.mountPoint, { ignore: [''] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.ignore[0]') }));
+    expect(() => watch(img.mountPoint, { ignore: 42 as never })).toThrow(expect.objectContaining({ message: expect.stringContaining('options.ignore') }));
+  });
+
+  // The first event in an ignored directory puts an ignore mark on it: the
+  // churn that follows is not even read from the kernel.
+  testFeature(['markIgnore', 'evictable'], 'churn in an ignored directory is left out in the kernel after its first event', async () => {
+    const root = fs.mkdtempSync(path.join(img.mountPoint, 'churn-'));
+    fs.mkdirSync(path.join(root, 'node_modules', 'pkg'), { recursive: true });
+    const w = watch(root, { ignore: 'node_modules' });
+    const rec = new WatchRecorder(w);
+    try {
+      fs.writeFileSync(path.join(root, 'node_modules', 'pkg', 'first'), 'x');
+      fs.writeFileSync(path.join(root, 'mark-set'), 'x');
+      await rec.waitFor((e) => e.path === path.join(root, 'mark-set'), 'mark-set');
+      const before = w._eventsRead;
+      for (let i = 0; i < 200; i++) fs.writeFileSync(path.join(root, 'node_modules', 'pkg', `f${i}`), 'x');
+      fs.writeFileSync(path.join(root, 'end'), 'x');
+      await rec.waitFor((e) => e.path === path.join(root, 'end'), 'end');
+      expect(w._eventsRead - before).toBeLessThan(10);  // 'end' (create, modify); not 200 creates and 200 writes
+      expect(rec.seen.filter((e) => e.path?.includes('node_modules'))).toEqual([]);
+    } finally {
+      await rec.close();
+    }
+  });
+});
+
 describeRoot('watch(): a burst larger than the kernel queue', () => {
-  test('with unlimitedQueue: false it says events were lost (one overflow event)', async () => {
+  test('with unlimitedQueue: false it says events were lost: a rescan of the root, for the overflow', async () => {
     const max = Number(fs.readFileSync('/proc/sys/fs/fanotify/max_queued_events', 'utf8'));
     const img = await LoopImage.create({ sizeMiB: 256 })  // inodes for 16k files;
     const watcher = watch(img.mountPoint, { events: ['create'], unlimitedQueue: false });
@@ -302,7 +363,7 @@ describeRoot('watch(): a burst larger than the kernel queue', () => {
           }
         }
       })(), 'reading up to the overflow');
-      expect(overflow).toMatchObject({ overflow: true, path: null, events: [] });
+      expect(overflow).toMatchObject({ overflow: true, path: img.mountPoint, events: ['rescan'], reason: 'overflow' });
     } finally {
       await watcher.close();
       await img.dispose();

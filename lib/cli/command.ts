@@ -1,5 +1,6 @@
 // What every command of the `fanotify` command line shares: the command
 // shape, argument parsing, whole-line output and the errors that end a command.
+import * as fs from 'node:fs';
 import { MARK_EVENT_NAMES, MarkEventName } from '../core/options';
 
 export interface OptionSpec {
@@ -228,4 +229,13 @@ export function toJson(value: unknown): string {
       return Buffer.from((v as { data: number[] }).data).toString('hex');
     return v;
   });
+}
+
+/** The command name of a process, or '?' once it is gone. */
+export function commOf(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
+  }
 }

@@ -3,22 +3,13 @@
 // mount below it, and the path of each event's fd.
 import * as fs from 'node:fs';
 
-import { Command, CommandContext, eventNamesHelp, JSON_OPTION, OVERFLOW_TEXT, parseEventList, privileged, toJson } from './command';
+import { Command, commOf, CommandContext, eventNamesHelp, JSON_OPTION, OVERFLOW_TEXT, parseEventList, privileged, toJson } from './command';
 import { Fanotify, FanotifyEvent, MarkEventName } from '../index';
 import { Mount, mountOf, readMounts } from '../kernel/mount-table';
 
 const DEFAULT_EVENTS: MarkEventName[] = ['open', 'access', 'modify', 'closeWrite', 'openExec'];
 
 const under = (p: string, root: string): boolean => p === root || p.startsWith(root === '/' ? '/' : `${root}/`);
-
-/** The command name of a process, or '?' once it is gone. */
-function commOf(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return '?';
-  }
-}
 
 /**
  * The mounts an access under root can be on: the one root lives on (the

@@ -1,15 +1,22 @@
 // fanotify watch PATH: a change feed with full paths over every filesystem
 // under PATH, including those mounted there later.
 import {
-  Command, CommandContext, describeMountMechanism, eventNamesHelp, JSON_OPTION, OVERFLOW_TEXT, parseEventList, privileged, toJson,
+  Command, commOf, CommandContext, describeMountMechanism, eventNamesHelp, JSON_OPTION, OVERFLOW_TEXT, parseEventList, privileged, toJson,
   UsageError, VERBOSE_OPTION,
 } from './command';
 import { watch, WatchEvent } from '../index';
 
-export function formatWatchEvent(time: Date, e: WatchEvent): string {
-  if (e.overflow) return `${time.toISOString()} ${OVERFLOW_TEXT}`;
-  const what = e.from !== undefined || e.to !== undefined ? `${e.from ?? '?'} -> ${e.to ?? '?'}` : e.path ?? '(gone)';
-  return `${time.toISOString()} ${e.events.join(',').padEnd(16)} ${e.isDir ? 'dir ' : 'file'} ${what} (pid ${e.pid})`;
+const RESCAN_WHY: Record<string, string> = {
+  overflow: 'events were lost',
+  renamed: 'a directory was renamed before its events could be named',
+};
+
+export function formatWatchEvent(time: Date, e: WatchEvent, comm?: string): string {
+  if (e.overflow) return `${time.toISOString()} ${OVERFLOW_TEXT}: read ${e.path ?? 'everything'} again`;
+  if (e.events.includes('rescan')) return `${time.toISOString()} rescan           dir  ${e.path}: ${RESCAN_WHY[e.reason ?? ''] ?? e.reason}; read it again`;
+  const unknown = `(unknown: ${e.reason ?? 'gone'})`;
+  const what = e.from !== undefined || e.to !== undefined ? `${e.from ?? unknown} -> ${e.to ?? unknown}` : e.path ?? unknown;
+  return `${time.toISOString()} ${e.events.join(',').padEnd(16)} ${e.isDir ? 'dir ' : 'file'} ${what} (pid ${e.pid}${comm ? ` ${comm}` : ''})`;
 }
 
 async function run({ args, signal, out, err }: CommandContext): Promise<number> {
@@ -39,7 +46,8 @@ async function run({ args, signal, out, err }: CommandContext): Promise<number> 
   try {
     for await (const e of watcher) {
       const time = new Date();
-      out(args.options.json ? toJson({ time: time.toISOString(), ...e }) : formatWatchEvent(time, e));
+      const comm = e.pid > 0 ? commOf(e.pid) : undefined;
+      out(args.options.json ? toJson({ time: time.toISOString(), ...e, ...(comm ? { comm } : {}) }) : formatWatchEvent(time, e, comm));
     }
   } catch (e) {
     if (!signal.aborted) throw e;

@@ -28,6 +28,8 @@ export interface NativeGroup {
   readonly fd: number;
   /** A batch if the kernel has events now; else undefined and onBatch gets it later. */
   read(): RawBatch | undefined;
+  /** One read now, whatever the poller knows; nothing armed when there is nothing. */
+  readAvailable(): RawBatch | undefined;
   /**
    * 0 when answered, ENOENT when not pending, else the kernel's errno (the
    * event stays pending). releaseFd (or -1): released first, whatever the
@@ -72,6 +74,15 @@ export interface Binding {
   /** path: the object's path; null: it is gone; undefined: mountPoint no longer holds that fsid. */
   pathOfHandle(mountPoint: string, fsid0: number, fsid1: number, handleType: number, handle: Buffer,
     cb: (err: Error | null, path?: string | null) => void): void;
+  /**
+   * A directory's ancestry to the mount's root (see handles.h): [rootType,
+   * rootHandle, (type, handle, name)...]; null: gone; 'outside'; undefined:
+   * mountPoint no longer holds that fsid.
+   */
+  dirChain(mountPoint: string, fsid0: number, fsid1: number, handleType: number, handle: Buffer,
+    cb: (err: Error | null, chain?: (number | Buffer | string)[] | 'outside' | null) => void): void;
+  /** A directory opened by its handle through the mount at mountPoint: an fd the caller closes. */
+  openDirByHandle(mountPoint: string, handleType: number, handle: Buffer): number;
   /** statmount(2); null when the mount is gone. */
   statMount(mountId: bigint): StatMount | null;
   /** listmount(2): every mount id of this mount namespace. */

@@ -204,6 +204,20 @@ export class Fanotify implements AsyncIterable<FanotifyEvent> {
     return this;
   }
 
+  /**
+   * @internal For watch(): the next event already read, or readable now,
+   * without waiting; null when there is none (or a next() waits).
+   */
+  takeNow(): FanotifyEvent | null {
+    if (this.#closed || this.#waiter !== null) return null;
+    const ev = this.#shift();
+    if (ev !== null) return ev;
+    const now = this.#native.readAvailable();
+    if (now === undefined) return null;
+    this.#queueBatch(now);
+    return this.#shift();
+  }
+
   /** The async iterator over events, with an optional AbortSignal. */
   events(options: EventsOptions = {}): AsyncIterableIterator<FanotifyEvent> {
     const signal = options.signal;
