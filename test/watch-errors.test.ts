@@ -329,6 +329,16 @@ describeRoot('watchErrors', () => {
 
   });
 
+  test('await using closes the watcher and its groups at the end of the block', async () => {
+    const before = openFdCount();
+    {
+      await using watcher = watchErrors();
+      expect(openFdCount()).toBeGreaterThan(before);
+      expect(watcher.filesystems.length + watcher.skipped.length).toBeGreaterThan(0);
+    }
+    expect(openFdCount()).toBe(before);
+  });
+
   describe('AbortSignal', () => {
     test('aborting a waiting iteration rejects it with AbortError, ends it, and closes the groups', async () => {
       const before = openFdCount();

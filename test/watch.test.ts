@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import { watch, Watcher, WatchEvent } from '../lib';
 import { binding } from '../lib/core/binding';
@@ -247,6 +248,19 @@ describeRoot('watch()', () => {
     } finally {
       await rec.close();
     }
+  });
+
+  test('a file URL root; await using closes it at the end of the block', async () => {
+    const before = openFdCount();
+    {
+      await using w = watch(pathToFileURL(img.mountPoint), { events: ['create'] });
+      expect(w.root).toBe(img.mountPoint);
+      const f = path.join(img.mountPoint, `url-${process.pid}`);
+      fs.writeFileSync(f, '');
+      const { value } = await within(5000, w.next(), 'the create');
+      expect(value).toMatchObject({ path: f, events: ['create'] });
+    }
+    expect(openFdCount()).toBe(before);
   });
 
   test('an AbortSignal ends the iterator and closes both groups', async () => {

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import '../core/dispose';
 import { errnoNumber } from '../core/errno';
 import { fromNative, invalidArg, systemError } from '../core/errors';
 import { FanotifyEvent } from '../core/event';
@@ -93,7 +94,7 @@ const NATIVE_BACKSTOP_MS = 1000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const EIO: Decision = { deny: 'EIO' };
 
-export class ContentServer {
+export class ContentServer implements AsyncDisposable {
   readonly stats: ContentServerStats = {
     fetches: 0, bytesFetched: 0, filesCompleted: 0, failures: 0, timeouts: 0, readErrors: 0, stateErrors: 0,
   };
@@ -406,6 +407,11 @@ export class ContentServer {
   close(): Promise<void> {
     this.#closing ??= this.#close();
     return this.#closing;
+  }
+
+  /** `await using server = await serveContent(...)`: closed at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #close(): Promise<void> {

@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import '../core/dispose';
 import { binding } from '../core/binding';
 import { FanotifyError, invalidArg } from '../core/errors';
 import { Ext4ErrorInfo, ext4SysfsDir, readExt4Errors } from './ext4';
@@ -116,7 +117,7 @@ const sameDevice = (a: { devMajor: number; devMinor: number }, b: { devMajor: nu
   a.devMajor === b.devMajor && a.devMinor === b.devMinor;
 
 /** The async iterator watchErrors() returns, with what it watches and what it skipped. */
-export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
+export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent>, AsyncDisposable {
   /**
    * The filesystems watched, one per fsid, while they are mounted. One that
    * is unmounted leaves the list; mounted again, it is marked again (the
@@ -250,6 +251,11 @@ export class ErrorWatcher implements AsyncIterableIterator<FsErrorEvent> {
 
   /** Stops watching; an iteration in progress ends. */
   async close(): Promise<void> {
+    this.#closeNow();
+  }
+
+  /** `await using w = watchErrors(...)`: closed at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
     this.#closeNow();
   }
 

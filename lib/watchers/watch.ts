@@ -5,7 +5,9 @@
 // attach events add the marks for new mounts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
+import '../core/dispose';
 import { binding } from '../core/binding';
 import { constants as C } from '../core/constants';
 import { abortError, FanotifyError, invalidArg } from '../core/errors';
@@ -135,7 +137,7 @@ const keyOf = (id: FileId): string => `${id.fsid}:${id.handleType}:${id.handle.t
 const under = (p: string, root: string): boolean =>
   p === root || p.startsWith(root === '/' ? '/' : `${root}/`);
 
-export class Watcher implements AsyncIterableIterator<WatchEvent> {
+export class Watcher implements AsyncIterableIterator<WatchEvent>, AsyncDisposable {
   readonly root: string;
   readonly filesystems: WatchedFilesystem[] = [];
   /** Filesystems under the path that refused the mark (proc, sysfs, FUSE, ...), with why. */
@@ -173,8 +175,9 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   #mounts: MountMonitor | null = null;
   #closed = false;
 
-  constructor(root: string, options: WatchOptions = {}) {
-    if (typeof root !== 'string' || root === '') throw invalidArg('root', root, 'must be a path');
+  constructor(root: string | URL, options: WatchOptions = {}) {
+    if (root instanceof URL) root = fileURLToPath(root);
+    if (typeof root !== 'string' || root === '') throw invalidArg('root', root, 'must be a path or a file URL');
     if (typeof options !== 'object' || options === null) throw invalidArg('options', options, 'must be an object');
     const { signal, follow = true, unlimitedQueue = true } = options;
     this.#wanted = eventMask(options.events ?? DEFAULT_EVENTS, 'options.events');
@@ -314,6 +317,11 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   }
 
   async close(): Promise<void> {
+    this.#closeNow();
+  }
+
+  /** `await using w = watch(...)`: closed at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
     this.#closeNow();
   }
 
@@ -736,6 +744,6 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
 }
 
 /** Changes under `root`, across every filesystem mounted there, with full paths. Needs CAP_SYS_ADMIN. */
-export function watch(root: string, options: WatchOptions = {}): Watcher {
+export function watch(root: string | URL, options: WatchOptions = {}): Watcher {
   return new Watcher(root, options);
 }
