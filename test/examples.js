@@ -157,7 +157,7 @@ const PROGRAMS = {
       fs.mkdirSync(path.join(source, 'sub'), { recursive: true });
       fs.writeFileSync(path.join(source, big), Buffer.alloc(3 << 20, 7));  // three 1 MiB chunks
       if (lacking.includes('preAccess')) {
-        // populate() works; serveContent() needs pre-content events.
+        // populate() refuses at once: nothing could serve the stubs.
         const { p, cmd } = node([source, stubs]);
         const r = await p.result;
         if (r.code !== 1 || !/code: 'ERR_FANOTIFY_UNSUPPORTED'/.test(r.stderr) || !/feature: 'preAccess'/.test(r.stderr))
