@@ -177,6 +177,8 @@ echo "== jest (sanitized addon, ASan runtime preloaded)"
 # copy load the sanitized build (and the preloaded runtime breaks the compiler
 # runs of the release build).
 # jest's output is kept too: with GCC, UBSan reports of the jest process are there.
+# (This ignore list replaces jest.config.js's, so examples-here.test.ts runs
+# too: the examples' programs against the sanitized addon.)
 set +e
 LD_PRELOAD=$asan_rt node node_modules/jest/bin/jest.js "$@" --testPathIgnorePatterns test/package.test.ts 2>&1 | tee "$reports/jest.log"
 status=${PIPESTATUS[0]}

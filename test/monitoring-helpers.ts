@@ -94,16 +94,9 @@ export interface Program {
  * describeRoot() for tests of real services: Debian's programs, installed by
  * .ci/run. Where one is missing the suite skips with a line saying what to
  * install, except on the CI host (CI=true), where a missing one is a failure.
- * In the kernel matrix (FANOTIFY_KERNEL_MATRIX) they do not run: these
- * programs are not the kernel under test, and the matrix runs the parts that
- * need only the kernel (monitoring.test.ts).
+ * (The kernel matrix does not run them: see jest.config.js.)
  */
 export function describeServices(programs: Program[], name: string, fn: () => void): void {
-  if (process.env.FANOTIFY_KERNEL_MATRIX) {
-    console.log(`${name}: not in the kernel matrix (userland services, tested on the host)`);
-    describe.skip(name, fn);
-    return;
-  }
   const missing = programs.filter((p) => findProgram(p.name) === null);
   if (missing.length === 0 || !privileged) {
     describeRoot(name, fn);
