@@ -32,6 +32,29 @@ Napi::Value FsidOf(const Napi::CallbackInfo& info) {
 
 namespace {
 
+// A struct file_handle holding the given bytes.
+std::vector<uint8_t> MakeHandle(int handle_type, const uint8_t* bytes, size_t len) {
+  std::vector<uint8_t> buf(sizeof(file_handle) + len);
+  auto* fh = reinterpret_cast<file_handle*>(buf.data());
+  fh->handle_bytes = static_cast<unsigned>(len);
+  fh->handle_type = handle_type;
+  std::memcpy(fh->f_handle, bytes, len);
+  return buf;
+}
+
+// The mount point opened for open_by_handle_at (not O_PATH: it refuses O_PATH
+// mount fds, EBADF), only while it still holds the filesystem with that fsid:
+// else an invalid fd (unmounted or replaced since the table was read).
+UniqueFd OpenMount(const std::string& mount_point, const uint32_t fsid[2]) {
+  UniqueFd mount_fd(open(mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  struct statfs st;
+  uint32_t now[2];
+  if (!mount_fd.valid() || fstatfs(mount_fd.get(), &st) != 0) return UniqueFd();
+  std::memcpy(now, &st.f_fsid, sizeof now);
+  if (now[0] != fsid[0] || now[1] != fsid[1]) return UniqueFd();
+  return mount_fd;
+}
+
 class PathOfHandleWorker : public Napi::AsyncWorker {
  public:
   PathOfHandleWorker(Napi::Function callback, std::string mount_point, uint32_t fsid0,
@@ -39,25 +62,12 @@ class PathOfHandleWorker : public Napi::AsyncWorker {
       : Napi::AsyncWorker(callback, "fanotify:resolve"),
         mount_point_(std::move(mount_point)),
         fsid_{fsid0, fsid1},
-        handle_(sizeof(file_handle) + handle_len) {
-    auto* fh = reinterpret_cast<file_handle*>(handle_.data());
-    fh->handle_bytes = static_cast<unsigned>(handle_len);
-    fh->handle_type = handle_type;
-    std::memcpy(fh->f_handle, handle, handle_len);
-  }
+        handle_(MakeHandle(handle_type, handle, handle_len)) {}
 
   void Execute() override {
-    // Not O_PATH: open_by_handle_at refuses O_PATH mount fds (EBADF).
-    UniqueFd mount_fd(open(mount_point_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    struct statfs st;
-    uint32_t fsid[2];
-    if (!mount_fd.valid() || fstatfs(mount_fd.get(), &st) != 0) {
+    UniqueFd mount_fd = OpenMount(mount_point_, fsid_);
+    if (!mount_fd.valid()) {
       moved_ = true;
-      return;
-    }
-    std::memcpy(fsid, &st.f_fsid, sizeof fsid);
-    if (fsid[0] != fsid_[0] || fsid[1] != fsid_[1]) {
-      moved_ = true;  // unmounted or replaced since the table was read
       return;
     }
     auto* fh = reinterpret_cast<file_handle*>(handle_.data());
@@ -154,24 +164,12 @@ class DirChainWorker : public Napi::AsyncWorker {
       : Napi::AsyncWorker(callback, "fanotify:dirChain"),
         mount_point_(std::move(mount_point)),
         fsid_{fsid0, fsid1},
-        handle_(sizeof(file_handle) + handle_len) {
-    auto* fh = reinterpret_cast<file_handle*>(handle_.data());
-    fh->handle_bytes = static_cast<unsigned>(handle_len);
-    fh->handle_type = handle_type;
-    std::memcpy(fh->f_handle, handle, handle_len);
-  }
+        handle_(MakeHandle(handle_type, handle, handle_len)) {}
 
   void Execute() override {
-    UniqueFd mount_fd(open(mount_point_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    struct statfs sfs;
-    uint32_t fsid[2];
+    UniqueFd mount_fd = OpenMount(mount_point_, fsid_);
     InodeId root;
-    if (!mount_fd.valid() || fstatfs(mount_fd.get(), &sfs) != 0 || !IdOf(mount_fd.get(), &root)) {
-      moved_ = true;
-      return;
-    }
-    std::memcpy(fsid, &sfs.f_fsid, sizeof fsid);
-    if (fsid[0] != fsid_[0] || fsid[1] != fsid_[1]) {
+    if (!mount_fd.valid() || !IdOf(mount_fd.get(), &root)) {
       moved_ = true;
       return;
     }
@@ -300,11 +298,8 @@ Napi::Value OpenDirByHandle(const Napi::CallbackInfo& info) {
   auto handle = info[2].As<Napi::Buffer<uint8_t>>();
   UniqueFd mount_fd(open(mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!mount_fd.valid()) throw ErrnoError(env, errno, "open", mount_point);
-  std::vector<uint8_t> buf(sizeof(file_handle) + handle.Length());
+  std::vector<uint8_t> buf = MakeHandle(handle_type, handle.Data(), handle.Length());
   auto* fh = reinterpret_cast<file_handle*>(buf.data());
-  fh->handle_bytes = static_cast<unsigned>(handle.Length());
-  fh->handle_type = handle_type;
-  std::memcpy(fh->f_handle, handle.Data(), handle.Length());
   // Not O_PATH: fanotify_mark(dirfd, NULL) takes no O_PATH fd.
   int fd = open_by_handle_at(mount_fd.get(), fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw ErrnoError(env, errno, "open_by_handle_at", mount_point);
