@@ -16,9 +16,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { Feature } from '../lib/kernel/capabilities';
-import { LoopImage } from '../lib/testing';
-import { bound, describeRoot, testFeature } from './helpers';
+import { describeExamples, ExampleContext, examples } from './examples-suite';
+import { bound, describeRoot } from './helpers';
 
 interface PackedFile { path: string; size: number }
 interface Packed { tarball: string; files: PackedFile[]; size: number; unpackedSize: number; only: string | null }
@@ -46,23 +45,14 @@ interface PackTest {
   exampleContext(dir: string): ExampleContext;
   npxStop(dir: string, how: 'group-SIGINT' | 'npx-SIGTERM'): Promise<NpxStop>;
 }
-interface ExampleContext { examples: string; cwd: string; env: NodeJS.ProcessEnv; jest: string }
 interface NpxStop {
   npx: { code: number | null; signal: NodeJS.Signals | null };
   command: { pid: number; code: number | null };
   alive: boolean;
   stderr: string;
 }
-interface Ran { command: string; line: string; ms: number }
-interface Examples {
-  PROGRAMS: Record<string, { promise: string; feature?: Feature }>;
-  runProgram(name: string, ctx: ExampleContext & { img: LoopImage; lacking: Feature[] }): Promise<Ran>;
-  runJestExample(ctx: ExampleContext): Promise<Ran>;
-}
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const t = require('../scripts/pack-test.js') as PackTest;
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const examples = require('./examples.js') as Examples;
 
 const supported = process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch);
 const describeHere = supported ? describe : describe.skip;
@@ -157,25 +147,7 @@ describeHere('the npm package, installed from its tarball', () => {
 
   // Each example as a user runs it: `node node_modules/fanotify/examples/NAME.mjs`
   // in the project, 'fanotify' resolved by the package's self-reference.
-  describeRoot('the examples, run from the installed package', () => {
-    let img: LoopImage;
-    beforeAll(async () => {
-      img = await LoopImage.create({ mountOptions: ['errors=continue'] });
-    });
-    afterAll(async () => {
-      await img?.dispose();
-    });
-
-    for (const [name, program] of Object.entries(examples.PROGRAMS)) {
-      const run = (lacking: Feature[]) => async () => {
-        const r = await examples.runProgram(name, { ...t.exampleContext(project), img, lacking });
-        console.log(`$ ${r.command}\n  ${r.line}`);
-      };
-      const title = `examples/${name}.mjs: ${program.promise}`;
-      if (program.feature) testFeature(program.feature, title, run([]), bound(30_000), (missing) => run(missing)());
-      else test(title, run([]), bound(30_000));
-    }
-
+  describeExamples('the examples, run from the installed package', () => t.exampleContext(project), () => {
     test('examples/health.test.js, copied into the project, passes under jest', async () => {
       const r = await examples.runJestExample(t.exampleContext(project));
       console.log(`$ ${r.command}\n  ${r.line}`);
