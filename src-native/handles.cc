@@ -55,14 +55,51 @@ UniqueFd OpenMount(const std::string& mount_point, const uint32_t fsid[2]) {
   return mount_fd;
 }
 
-class PathOfHandleWorker : public Napi::AsyncWorker {
+// What the threadpool workers share: their arguments (mountPoint, fsid0,
+// fsid1, handleType, handle, callback), copied on the JS thread, and how they
+// report a failure.
+class HandleWorker : public Napi::AsyncWorker {
+ protected:
+  HandleWorker(const Napi::CallbackInfo& info, const char* name)
+      : Napi::AsyncWorker(info[5].As<Napi::Function>(), name),
+        mount_point_(info[0].As<Napi::String>()),
+        fsid_{info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Uint32Value()},
+        handle_(MakeHandle(info[3].As<Napi::Number>().Int32Value(), info[4].As<Napi::Buffer<uint8_t>>().Data(),
+                           info[4].As<Napi::Buffer<uint8_t>>().Length())) {}
+
+  file_handle* handle() { return reinterpret_cast<file_handle*>(handle_.data()); }
+
+  // On the JS thread: calls back with the error, or with undefined when the
+  // mount point no longer holds the filesystem. False when there was neither.
+  bool CalledBackFailure() {
+    Napi::Env env = Env();
+    if (err_ != 0) {
+      Callback().Call({ErrnoError(env, err_, "open_by_handle_at").Value()});
+      return true;
+    }
+    if (moved_) {
+      Callback().Call({env.Null(), env.Undefined()});
+      return true;
+    }
+    return false;
+  }
+
+  std::string mount_point_;
+  uint32_t fsid_[2];
+  std::vector<uint8_t> handle_;
+  bool moved_ = false;
+  int err_ = 0;
+};
+
+template <class Worker>
+Napi::Value QueueWorker(const Napi::CallbackInfo& info) {
+  (new Worker(info))->Queue();  // deletes itself when done
+  return info.Env().Undefined();
+}
+
+class PathOfHandleWorker : public HandleWorker {
  public:
-  PathOfHandleWorker(Napi::Function callback, std::string mount_point, uint32_t fsid0,
-                     uint32_t fsid1, int handle_type, const uint8_t* handle, size_t handle_len)
-      : Napi::AsyncWorker(callback, "fanotify:resolve"),
-        mount_point_(std::move(mount_point)),
-        fsid_{fsid0, fsid1},
-        handle_(MakeHandle(handle_type, handle, handle_len)) {}
+  explicit PathOfHandleWorker(const Napi::CallbackInfo& info) : HandleWorker(info, "fanotify:resolve") {}
 
   void Execute() override {
     UniqueFd mount_fd = OpenMount(mount_point_, fsid_);
@@ -70,9 +107,8 @@ class PathOfHandleWorker : public Napi::AsyncWorker {
       moved_ = true;
       return;
     }
-    auto* fh = reinterpret_cast<file_handle*>(handle_.data());
     // O_PATH: no open permission events, works for any file type.
-    UniqueFd fd(open_by_handle_at(mount_fd.get(), fh, O_PATH | O_CLOEXEC));
+    UniqueFd fd(open_by_handle_at(mount_fd.get(), handle(), O_PATH | O_CLOEXEC));
     if (!fd.valid()) {
       if (errno != ESTALE && errno != ENOENT) err_ = errno;
       return;  // gone: null
@@ -89,24 +125,12 @@ class PathOfHandleWorker : public Napi::AsyncWorker {
   }
 
   void OnOK() override {
+    if (CalledBackFailure()) return;
     Napi::Env env = Env();
-    if (err_ != 0) {
-      Callback().Call({ErrnoError(env, err_, "open_by_handle_at").Value()});
-      return;
-    }
-    if (moved_) {
-      Callback().Call({env.Null(), env.Undefined()});
-      return;
-    }
     Callback().Call({env.Null(), found_ ? Napi::String::New(env, path_) : env.Null()});
   }
 
  private:
-  std::string mount_point_;
-  uint32_t fsid_[2];
-  bool moved_ = false;
-  std::vector<uint8_t> handle_;
-  int err_ = 0;
   bool found_ = false;
   std::string path_;
 };
@@ -157,14 +181,9 @@ bool HandleOf(int fd, ChainEntry* out) {
   return false;
 }
 
-class DirChainWorker : public Napi::AsyncWorker {
+class DirChainWorker : public HandleWorker {
  public:
-  DirChainWorker(Napi::Function callback, std::string mount_point, uint32_t fsid0, uint32_t fsid1,
-                 int handle_type, const uint8_t* handle, size_t handle_len)
-      : Napi::AsyncWorker(callback, "fanotify:dirChain"),
-        mount_point_(std::move(mount_point)),
-        fsid_{fsid0, fsid1},
-        handle_(MakeHandle(handle_type, handle, handle_len)) {}
+  explicit DirChainWorker(const Napi::CallbackInfo& info) : HandleWorker(info, "fanotify:dirChain") {}
 
   void Execute() override {
     UniqueFd mount_fd = OpenMount(mount_point_, fsid_);
@@ -179,7 +198,7 @@ class DirChainWorker : public Napi::AsyncWorker {
       return;
     }
     root_ = std::move(top);
-    auto* fh = reinterpret_cast<file_handle*>(handle_.data());
+    file_handle* fh = handle();
     UniqueFd fd(open_by_handle_at(mount_fd.get(), fh, O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid()) {
       if (errno != ESTALE && errno != ENOENT && errno != ENOTDIR) err_ = errno;
@@ -239,15 +258,8 @@ class DirChainWorker : public Napi::AsyncWorker {
   }
 
   void OnOK() override {
+    if (CalledBackFailure()) return;
     Napi::Env env = Env();
-    if (err_ != 0) {
-      Callback().Call({ErrnoError(env, err_, "open_by_handle_at").Value()});
-      return;
-    }
-    if (moved_) {
-      Callback().Call({env.Null(), env.Undefined()});
-      return;
-    }
     if (!found_) {
       Callback().Call({env.Null(), outside_ ? Napi::String::New(env, "outside") : env.Null()});
       return;
@@ -266,30 +278,15 @@ class DirChainWorker : public Napi::AsyncWorker {
   }
 
  private:
-  std::string mount_point_;
-  uint32_t fsid_[2];
-  std::vector<uint8_t> handle_;
-  bool moved_ = false;
   bool found_ = false;
   bool outside_ = false;
-  int err_ = 0;
   ChainEntry root_;
   std::vector<ChainEntry> chain_;
 };
 
 }  // namespace
 
-Napi::Value PathOfHandle(const Napi::CallbackInfo& info) {
-  std::string mount_point = info[0].As<Napi::String>();
-  uint32_t fsid0 = info[1].As<Napi::Number>().Uint32Value();
-  uint32_t fsid1 = info[2].As<Napi::Number>().Uint32Value();
-  int handle_type = info[3].As<Napi::Number>().Int32Value();
-  auto handle = info[4].As<Napi::Buffer<uint8_t>>();
-  auto* worker = new PathOfHandleWorker(info[5].As<Napi::Function>(), std::move(mount_point), fsid0,
-                                        fsid1, handle_type, handle.Data(), handle.Length());
-  worker->Queue();
-  return info.Env().Undefined();
-}
+Napi::Value PathOfHandle(const Napi::CallbackInfo& info) { return QueueWorker<PathOfHandleWorker>(info); }
 
 Napi::Value OpenDirByHandle(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -306,16 +303,6 @@ Napi::Value OpenDirByHandle(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-Napi::Value DirChain(const Napi::CallbackInfo& info) {
-  std::string mount_point = info[0].As<Napi::String>();
-  uint32_t fsid0 = info[1].As<Napi::Number>().Uint32Value();
-  uint32_t fsid1 = info[2].As<Napi::Number>().Uint32Value();
-  int handle_type = info[3].As<Napi::Number>().Int32Value();
-  auto handle = info[4].As<Napi::Buffer<uint8_t>>();
-  auto* worker = new DirChainWorker(info[5].As<Napi::Function>(), std::move(mount_point), fsid0, fsid1,
-                                    handle_type, handle.Data(), handle.Length());
-  worker->Queue();
-  return info.Env().Undefined();
-}
+Napi::Value DirChain(const Napi::CallbackInfo& info) { return QueueWorker<DirChainWorker>(info); }
 
 }  // namespace fan
