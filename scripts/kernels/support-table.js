@@ -23,7 +23,7 @@ const rows = [
       p.scopes.filesystem && p.events.fsError && p.records.error,
   },
   {
-    what: '`rename`, `report.targetFid`, ignore and evictable marks (5.17–6.0)',
+    what: '`rename`, `report.targetFid`, ignore and evictable marks (5.17–6.0); `watch()`\'s exact paths and `ignore` marks',
     has: (p) => p.events.rename && p.report.targetFid && p.markFlags.ignore && p.markFlags.evictable,
   },
   { what: 'audit rule replies, `respond(d, { audit: { rule } })` (6.3)', has: (p) => p.auditRule },
