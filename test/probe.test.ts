@@ -9,7 +9,8 @@ import * as path from 'node:path';
 
 import { probe } from '../lib';
 import { since } from '../lib/kernel/capabilities';
-import { describeRoot } from './helpers';
+import { start } from './children';
+import { describeRoot, within } from './helpers';
 
 // The release: "6.12.117+deb12-amd64"; Debian's 6.1 says "6.1.0-57-amd64"
 // there and its real patch level in the version ("... Debian 6.1.192-3").
@@ -23,6 +24,26 @@ const atLeast = (v: string): boolean => {
 const hasFdError = atLeast('6.13') || (major === 6 && minor === 12 && patch >= 4) || (major === 6 && minor === 6 && patch >= 66);
 
 describeRoot('probe()', () => {
+  // The directory the kernel questions put their marks on lives only while
+  // it is used: one kept until 'exit' was left by every process that died of
+  // a signal (a daemon stopped by SIGTERM).
+  test('a process killed after probing leaves no scratch directory behind', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-probe-kill-'));
+    try {
+      const dist = path.join(__dirname, '..', 'dist');
+      const child = start(process.execPath, ['-e', `require(${JSON.stringify(dist)}).probe(); console.log('probed'); setInterval(() => {}, 1000);`],
+        20_000, { env: { ...process.env, TMPDIR: tmp } });
+      await within(10_000, (async () => {
+        while (!child.out().includes('probed')) await new Promise((r) => setTimeout(r, 20));
+      })(), 'the probe');
+      child.child.kill('SIGKILL');
+      await child.result;
+      expect(fs.readdirSync(tmp)).toEqual([]);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   test('every answer matches the release that brought the feature', () => {
     const f = probe();
     expect(f.available).toBe(true);

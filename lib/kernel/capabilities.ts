@@ -48,27 +48,29 @@ export function initWorks(flags: number): boolean | null {
   return true;
 }
 
-// A private directory to mark: marks on it disturb nobody. On a filesystem
-// that refuses a mark the kernel still tells an unknown flag (EINVAL, checked
-// first) from a refusal (EXDEV, ENODEV, EOPNOTSUPP): only EINVAL means the
-// kernel lacks it.
-let scratch: string | null = null;
-function scratchDir(): string {
-  if (scratch === null) {
-    scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-probe-'));
-    fs.writeFileSync(path.join(scratch, 'file'), '');
-    const dir = scratch;
-    process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+// A private directory to mark, with an empty 'file' in it: marks on it
+// disturb nobody. On a filesystem that refuses a mark the kernel still tells
+// an unknown flag (EINVAL, checked first) from a refusal (EXDEV, ENODEV,
+// EOPNOTSUPP): only EINVAL means the kernel lacks it. Removed as soon as the
+// question is answered: one kept for the process's life was left behind by
+// every process that died of a signal (a daemon stopped with SIGTERM).
+function inScratch<T>(fn: (dir: string) => T): T {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-probe-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'file'), '');
+    return fn(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-  return scratch;
 }
 
 /** @internal The kernel understands this mark (whether or not the filesystem takes it). */
 export function markKnown(initFlags: number, markFlags: number, mask: number, target?: string): boolean | null {
+  if (target === undefined) return inScratch((dir) => markKnown(initFlags, markFlags, mask, dir));
   const fd = tryInit(initFlags);
   if (typeof fd !== 'number') return fd;
   try {
-    binding.mark(fd, C.FAN_MARK_ADD | markFlags, mask, -100, target ?? scratchDir());
+    binding.mark(fd, C.FAN_MARK_ADD | markFlags, mask, -100, target);
     return true;
   } catch (err) {
     const errno = (err as { errno?: number }).errno;
@@ -121,7 +123,7 @@ const FEATURES: Readonly<Record<Feature, FeatureInfo>> = {
   rename: { what: 'rename events (FAN_RENAME)', since: '5.17', test: () => markKnown(FID, 0, C.FAN_RENAME) },
   preAccess: {
     what: 'pre-content events (FAN_PRE_ACCESS)', since: '6.14',
-    test: () => markKnown(C.FAN_CLASS_PRE_CONTENT, 0, C.FAN_PRE_ACCESS, path.join(scratchDir(), 'file')),
+    test: () => inScratch((dir) => markKnown(C.FAN_CLASS_PRE_CONTENT, 0, C.FAN_PRE_ACCESS, path.join(dir, 'file'))),
   },
   mountEvents: {
     what: 'mount events (FAN_MNT_ATTACH, FAN_MNT_DETACH)', since: '6.15',
@@ -141,7 +143,7 @@ const FEATURES: Readonly<Record<Feature, FeatureInfo>> = {
   },
   markIgnore: {
     what: 'ignore marks (FAN_MARK_IGNORE)', since: '6.0',
-    test: () => markKnown(C.FAN_CLASS_NOTIF, C.FAN_MARK_IGNORE, C.FAN_OPEN, path.join(scratchDir(), 'file')),
+    test: () => inScratch((dir) => markKnown(C.FAN_CLASS_NOTIF, C.FAN_MARK_IGNORE, C.FAN_OPEN, path.join(dir, 'file'))),
   },
   auditRule: {
     what: 'audit rule replies (FAN_INFO with FAN_RESPONSE_INFO_AUDIT_RULE)', since: '6.3',
