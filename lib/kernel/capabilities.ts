@@ -48,17 +48,26 @@ export function initWorks(flags: number): boolean | null {
   return true;
 }
 
-// A private directory to mark, with an empty 'file' in it: marks on it
+// A private directory to mark, with an empty file in it: marks on it
 // disturb nobody. On a filesystem that refuses a mark the kernel still tells
 // an unknown flag (EINVAL, checked first) from a refusal (EXDEV, ENODEV,
 // EOPNOTSUPP): only EINVAL means the kernel lacks it. Removed as soon as the
 // question is answered: one kept for the process's life was left behind by
-// every process that died of a signal (a daemon stopped with SIGTERM).
-function inScratch<T>(fn: (dir: string) => T): T {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-probe-'));
+// every process that died of a signal (a daemon stopped with SIGTERM). Where
+// the temporary directory is read-only (a sandboxed service), this module's
+// own directory and file stand in: marked for an instant, by a group that
+// reads nothing.
+function inScratch<T>(fn: (dir: string, file: string) => T): T {
+  let dir: string;
   try {
-    fs.writeFileSync(path.join(dir, 'file'), '');
-    return fn(dir);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fanotify-probe-'));
+  } catch {
+    return fn(__dirname, __filename);
+  }
+  try {
+    const file = path.join(dir, 'file');
+    fs.writeFileSync(file, '');
+    return fn(dir, file);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -123,7 +132,7 @@ const FEATURES: Readonly<Record<Feature, FeatureInfo>> = {
   rename: { what: 'rename events (FAN_RENAME)', since: '5.17', test: () => markKnown(FID, 0, C.FAN_RENAME) },
   preAccess: {
     what: 'pre-content events (FAN_PRE_ACCESS)', since: '6.14',
-    test: () => inScratch((dir) => markKnown(C.FAN_CLASS_PRE_CONTENT, 0, C.FAN_PRE_ACCESS, path.join(dir, 'file'))),
+    test: () => inScratch((_dir, file) => markKnown(C.FAN_CLASS_PRE_CONTENT, 0, C.FAN_PRE_ACCESS, file)),
   },
   mountEvents: {
     what: 'mount events (FAN_MNT_ATTACH, FAN_MNT_DETACH)', since: '6.15',
@@ -143,7 +152,7 @@ const FEATURES: Readonly<Record<Feature, FeatureInfo>> = {
   },
   markIgnore: {
     what: 'ignore marks (FAN_MARK_IGNORE)', since: '6.0',
-    test: () => inScratch((dir) => markKnown(C.FAN_CLASS_NOTIF, C.FAN_MARK_IGNORE, C.FAN_OPEN, path.join(dir, 'file'))),
+    test: () => inScratch((_dir, file) => markKnown(C.FAN_CLASS_NOTIF, C.FAN_MARK_IGNORE, C.FAN_OPEN, file)),
   },
   auditRule: {
     what: 'audit rule replies (FAN_INFO with FAN_RESPONSE_INFO_AUDIT_RULE)', since: '6.3',
