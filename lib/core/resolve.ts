@@ -56,6 +56,19 @@ export function resolveVia(mountPoint: string, fileId: FileId): Promise<string |
   return pathOfHandle(mountPoint, parseFsid(fileId.fsid), fileId);
 }
 
+/**
+ * A directory's ancestry up to the directory at mountPoint, walked through
+ * ".." (binding.dirChain, on the threadpool): [rootHandleType, rootHandle,
+ * then (handleType, handle, name) for the directory and each parent];
+ * null when it is gone, 'outside' when it is not under mountPoint,
+ * undefined when mountPoint no longer holds that fsid or the walk failed.
+ */
+export function dirChainVia(mountPoint: string, dir: FileId): Promise<(number | Buffer | string)[] | 'outside' | null | undefined> {
+  const [fsid0, fsid1] = parseFsid(dir.fsid);
+  return new Promise<(number | Buffer | string)[] | 'outside' | null | undefined>((resolvePromise) =>
+    binding.dirChain(mountPoint, fsid0, fsid1, dir.handleType, dir.handle, (err, chain) => resolvePromise(err ? undefined : chain)));
+}
+
 async function pathOfHandle(mountPoint: string, fsid: [number, number], id: FileId): Promise<string | null | undefined> {
   const p = await new Promise<string | null | undefined>((resolvePromise, reject) => {
     binding.pathOfHandle(mountPoint, fsid[0], fsid[1], id.handleType, id.handle,

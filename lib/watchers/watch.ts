@@ -17,7 +17,7 @@ import { Fanotify } from '../core/group';
 import { MountMechanism, MountMonitor } from '../kernel/mount-monitor';
 import { Mount, mountOf, readMounts } from '../kernel/mount-table';
 import { EventName, eventMask, MarkEventName } from '../core/options';
-import { noteMountPoint } from '../core/resolve';
+import { dirChainVia, noteMountPoint } from '../core/resolve';
 import { has } from '../kernel/capabilities';
 import { compileIgnore, Ignore, IgnoreMatcher } from './ignore';
 import { markedDevices } from './marked';
@@ -516,10 +516,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent>, AsyncDisposab
       return this.#model.path(key) ?? 'unnamed';
     }
     const naming = this.#namingPath(w);
-    const [fsid0, fsid1] = dir.fsid.split(':').map((h) => parseInt(h, 16));
-    const chain = await new Promise<(number | Buffer | string)[] | 'outside' | null | undefined>((resolve, reject) =>
-      binding.dirChain(naming, fsid0, fsid1, dir.handleType, dir.handle, (err, c) => (err ? reject(err) : resolve(c))),
-    ).catch(() => undefined);
+    const chain = await dirChainVia(naming, dir);
     // What happened while the kernel was asked: read it too.
     if (!this.#readAhead()) return this.#uncertain(w);
     if (this.#aheadMoves.has(key)) return this.#dirPath(w, dir, depth + 1);
@@ -699,12 +696,9 @@ export class Watcher implements AsyncIterableIterator<WatchEvent>, AsyncDisposab
     this.#learn(ev);
     // A filesystem mark sees the whole filesystem: keep what is under the
     // root, and what cannot be named, with the reason.
-    const where = out.path ?? out.to ?? out.from;
-    if (where === null || where === undefined) {
-      if (reason === undefined) return;  // known to be outside the root
-      out.path = null;
-      out.reason = reason;
-      this.#push(out);
+    const where = out.path;  // with from/to: to, else from
+    if (where === null) {
+      if (reason !== undefined) this.#push(out);  // else known to be outside the root
       return;
     }
     if (!under(where, this.root) && !(out.from != null && under(out.from, this.root))) return;
